@@ -1,0 +1,3 @@
+from algd.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,240 @@
+"""ALGD — Augmented Lagrangian-Guided Diffusion (Cheng et al., arXiv 2602.02924).
+
+Read top to bottom, one gradient update does, in the reference's order (spec §3.4, §10):
+
+1. **Critics** (spec §3.1–3.2). With a' drawn from the current diffusion policy at s'
+   (stochastic chain, no entropy term):
+       y_r   = r + γ (1 − d) min_i Q'_i(s', a')                       (twin reward target)
+       y_c,e = c + γ_c m_c Qc'_e(s', a')   for every ensemble member e (own target member)
+   and one Adam step on  Σ_i MSE(Q_i, y_r) + mean_e MSE(Qc_e, y_c,e).
+2. **Policy** (spec §2.5–2.6). One recorded reverse chain per batch state gives the final action
+   a⁰ and, at a random step τ_b per state, the point a_τ. Then
+       J = mean_b E(s_b, a⁰_b)                                          (energy loss, through all K steps)
+       φ* = −(1/β) Σ_i softmax_i(−E(ã_i)/β) ∇E(ã_i),  ã_i = a_τ + σ̃_τ ε_i   (MC score target)
+       S = mean (φθ(s, a_τ, τ) − φ*)²                                    (score matching)
+   and one Adam step on the policy with  J + 0.1 S. E is the augmented Lagrangian
+       L_A = −Q + ([λ + ρ(Q̄c − h)]₊² − λ²) / (2ρ),  Q = min(Q1, Q2),  Q̄c = mean + k·std,
+   or the plain Lagrangian −Q + λ(Q̄c − h) for the LGD ablation. Critics and λ are constants here.
+3. **Multiplier** (spec §4.1): λ = exp(ℓ); Adam on ℓ with loss λ · (h − mean_b Q̄c(s_b, a_b)) on
+   replay actions (or the projected rule, see :mod:`algd.lagrangian.multiplier`).
+4. **Targets** (spec §3.4): Polyak averaging with rate τ every ``target_update_every`` updates.
+
+Deliberate differences from the reference code are listed in ``docs/reference_differences.md``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+import copy
+from typing import Literal
+
+import torch
+from torch import Tensor
+
+from algd.algos.base import Agent, EnvInfo, adam, polyak_update
+from algd.config import ConfigError, in_range, non_negative, positive
+from algd.diffusion.policy import DiffusionPolicy
+from algd.diffusion.score_target import mc_score_target
+from algd.lagrangian.energy import EnergyKind, energy, ucb_cost
+from algd.lagrangian.multiplier import MultiplierRule, make_multiplier
+from algd.nets.critics import CriticBank
+from algd.buffers.replay import Batch
+
+
+@dataclass
+class ALGDConfig:
+    """ALGD hyperparameters. Defaults are sized for the built-in task on a laptop CPU; the
+    reference's values (spec §5) are in the ``paper`` preset."""
+
+    variant: Literal["vesde", "ddpm"] = "vesde"
+    """diffusion variant: VE-SDE (score-driven chain) or DDPM (noise head + score guidance)"""
+    energy: Literal["augmented", "lagrangian"] = "augmented"
+    """guidance energy: augmented Lagrangian (ALGD) or plain Lagrangian (LGD ablation)"""
+    diffusion_steps: int = 5
+    """K, reverse diffusion steps"""
+    policy_hidden: int = 64
+    """width of the policy trunk (reference: 128)"""
+    policy_layers: int = 3
+    """layers of the policy trunk"""
+    time_embedding_dim: int = 16
+    """size of the learned time embedding"""
+    critic_hidden: tuple[int, ...] = (64, 64)
+    """hidden widths of every critic (reference: 256,256)"""
+    cost_ensemble_size: int = 4
+    """E, members of the cost-critic ensemble"""
+    ucb_k: float = 1.0
+    """k in the conservative cost estimate Q̄c = mean + k·std"""
+    rho: float = 1.0
+    """ρ, quadratic penalty of the augmented Lagrangian"""
+    temperature: float = 1.0
+    """β, temperature of the Boltzmann policy exp(−E/β) behind the score target"""
+    mc_samples: int = 4
+    """N, Monte-Carlo samples of the score target"""
+    score_sigma_scale: float = 1.0
+    """multiplies the smoothing noise level σ̃_τ of the score target"""
+    score_points: Literal["input", "output"] = "input"
+    """train φθ(·, τ) at the action entering step τ (where it is queried) or after it (reference)"""
+    actor_coef: float = 1.0
+    """weight of the energy loss J"""
+    score_coef: float = 0.1
+    """weight of the score-matching loss S"""
+    gamma: float = 0.99
+    """reward discount γ"""
+    cost_gamma: float = 0.99
+    """cost discount γ_c"""
+    tau: float = 0.005
+    """Polyak rate of the target critics"""
+    target_update_every: int = 2
+    """soft-update the targets every this many gradient updates"""
+    lr: float = 3e-4
+    """Adam learning rate of the policy"""
+    critic_lr: float = 3e-4
+    """Adam learning rate of the reward and cost critics"""
+    multiplier: MultiplierRule = "log-adam"
+    """multiplier rule: log-adam (reference, CAL) or projected (λ ← [λ + η(Q̄c − h)]₊)"""
+    lambda_init: float = 0.6931
+    """initial λ"""
+    lambda_lr: float = 3e-4
+    """learning rate of the multiplier"""
+    sigma_min: float = 0.01
+    """VE-SDE: smallest noise level"""
+    sigma_max: float = 1.0
+    """VE-SDE: largest noise level (start of the chain)"""
+    ddpm_beta_min: float = 1e-4
+    """DDPM: first β of the linear schedule"""
+    ddpm_beta_max: float = 0.02
+    """DDPM: last β of the linear schedule"""
+    guidance_scale: float = 0.05
+    """DDPM: weight of the score-head guidance added to the posterior mean"""
+    guidance_normalize: bool = True
+    """DDPM: normalise the guidance vector to unit length"""
+
+    def validate(self) -> None:
+        positive(self, "diffusion_steps", "policy_hidden", "policy_layers", "time_embedding_dim",
+                 "cost_ensemble_size", "rho", "temperature", "mc_samples", "score_sigma_scale",
+                 "lr", "critic_lr", "lambda_lr", "target_update_every", "sigma_min", "sigma_max")
+        non_negative(self, "ucb_k", "actor_coef", "score_coef", "lambda_init", "guidance_scale")
+        in_range(self, "gamma", 0.0, 1.0, high_open=True)
+        in_range(self, "cost_gamma", 0.0, 1.0, high_open=True)
+        in_range(self, "tau", 0.0, 1.0, low_open=True)
+        in_range(self, "ddpm_beta_min", 0.0, 1.0, low_open=True, high_open=True)
+        in_range(self, "ddpm_beta_max", 0.0, 1.0, low_open=True, high_open=True)
+        if not self.critic_hidden or any(h < 1 for h in self.critic_hidden):
+            raise ConfigError(f"critic_hidden needs positive widths, got {self.critic_hidden}")
+        if self.sigma_min > self.sigma_max:
+            raise ConfigError(f"sigma_min ({self.sigma_min}) > sigma_max ({self.sigma_max})")
+        if self.ddpm_beta_min > self.ddpm_beta_max:
+            raise ConfigError("ddpm_beta_min must be <= ddpm_beta_max")
+        if self.multiplier == "log-adam" and self.lambda_init <= 0:
+            raise ConfigError("the log-adam multiplier needs lambda_init > 0")
+
+
+class ALGD(Agent):
+    """ALGD agent (both diffusion variants; with ``energy="lagrangian"`` it is the LGD ablation)."""
+
+    def __init__(self, env: EnvInfo, cfg: ALGDConfig, device: torch.device) -> None:
+        super().__init__(env, device)
+        self.cfg = cfg
+        self.h = float(env.cost_threshold)
+        self.energy_kind: EnergyKind = cfg.energy
+        self.policy = DiffusionPolicy(
+            env.obs_dim, env.act_dim, torch.as_tensor(env.action_low),
+            torch.as_tensor(env.action_high), variant=cfg.variant, steps=cfg.diffusion_steps,
+            hidden=cfg.policy_hidden, layers=cfg.policy_layers, time_dim=cfg.time_embedding_dim,
+            sigma_min=cfg.sigma_min, sigma_max=cfg.sigma_max, beta_min=cfg.ddpm_beta_min,
+            beta_max=cfg.ddpm_beta_max, guidance_scale=cfg.guidance_scale,
+            guidance_normalize=cfg.guidance_normalize,
+        )
+        self.critic = CriticBank(
+            env.obs_dim, env.act_dim, tuple(cfg.critic_hidden), reward_members=2,
+            cost_members=cfg.cost_ensemble_size,
+        )
+        self.critic_target = copy.deepcopy(self.critic).requires_grad_(False)
+        self.multiplier = make_multiplier(cfg.multiplier, cfg.lambda_init, cfg.lambda_lr)
+        self.to(device)  # moves parameters in place: optimisers built earlier stay valid
+        self.optimizers = {
+            "critic": adam(self.critic.parameters(), cfg.critic_lr),
+            "policy": adam(self.policy.parameters(), cfg.lr),
+        }
+        self._policy_params = list(self.policy.parameters())
+        self.cost_mask_terminal = env.cost_mask_terminal
+
+    # -- acting ---------------------------------------------------------------------------------
+    @torch.no_grad()
+    def act(self, obs: Tensor, deterministic: bool = False) -> Tensor:
+        return self.policy.sample(obs, deterministic=deterministic).action
+
+    @property
+    def lagrange_multiplier(self) -> Tensor:
+        return self.multiplier.value
+
+    # -- the energy -----------------------------------------------------------------------------
+    def energy(self, obs: Tensor, act: Tensor, lam: Tensor) -> Tensor:
+        """E(s, a) from the online critics: L_A (ALGD) or L (LGD), spec §2.4. Shape = obs.shape[:-1]."""
+        q, qc = self.critic(obs, act)
+        return energy(self.energy_kind, q.min(0).values, ucb_cost(qc, self.cfg.ucb_k), lam,
+                      self.h, self.cfg.rho)
+
+    # -- one gradient update --------------------------------------------------------------------
+    def update(self, batch: Batch) -> dict[str, Tensor]:
+        """Critics → policy → multiplier → targets, in the reference's order (spec §3.4)."""
+        diag = self.update_critics(batch)
+        diag |= self.update_policy(batch)
+        diag |= self.update_multiplier(batch)
+        if self.num_updates % self.cfg.target_update_every == 0:
+            polyak_update(self.critic_target, self.critic, self.cfg.tau)
+        self.num_updates += 1
+        return diag
+
+    def update_critics(self, batch: Batch) -> dict[str, Tensor]:
+        """1. TD step of the twin reward critic and the cost ensemble (spec §3.1, §3.2)."""
+        cfg = self.cfg
+        with torch.no_grad():
+            next_act = self.policy.sample(batch.next_obs).action  # stochastic chain, no entropy
+            q_next, qc_next = self.critic_target(batch.next_obs, next_act)
+            not_done = 1.0 - batch.terminated
+            cost_mask = not_done if self.cost_mask_terminal else torch.ones_like(not_done)
+            y_r = batch.reward + cfg.gamma * not_done * q_next.min(0).values
+            y_c = batch.cost + cfg.cost_gamma * cost_mask * qc_next  # [E, B]: own target member
+        q, qc = self.critic(batch.obs, batch.act)
+        reward_loss = (q - y_r).square().mean(1).sum()
+        cost_loss = (qc - y_c).square().mean()
+        opt = self.optimizers["critic"]
+        opt.zero_grad(set_to_none=True)
+        (reward_loss + cost_loss).backward()
+        opt.step()
+        return {"critic_loss": reward_loss.detach(), "cost_critic_loss": cost_loss.detach(),
+                "q": q.detach().mean()}
+
+    def update_policy(self, batch: Batch) -> dict[str, Tensor]:
+        """2. Energy loss through the chain + MC score matching (spec §2.5, §2.6)."""
+        cfg, obs = self.cfg, batch.obs
+        lam = self.multiplier.value  # a constant for the policy
+        chain = self.policy.sample(obs, record=True)
+        rows = torch.arange(obs.shape[0], device=obs.device)
+        tau = torch.randint(self.policy.steps, (obs.shape[0],), device=obs.device)
+        a_tau = chain.step_points(cfg.score_points)[tau, rows]  # not detached (reference)
+
+        actor_loss = self.energy(obs, chain.action, lam).mean()  # J
+        obs_n = obs.unsqueeze(0).expand(cfg.mc_samples, *obs.shape)
+        phi_target = mc_score_target(  # φ*, detached
+            lambda y: self.energy(obs_n, y, lam), a_tau,
+            cfg.score_sigma_scale * self.policy.mc_sigma(tau), cfg.mc_samples, cfg.temperature,
+        )
+        score_loss = (self.policy.score(obs, a_tau, tau) - phi_target).square().mean()  # S
+        loss = cfg.actor_coef * actor_loss + cfg.score_coef * score_loss
+
+        # gradients for the policy only: critics' .grad stay untouched (VE leaves eps_head unused)
+        grads = torch.autograd.grad(loss, self._policy_params, allow_unused=True)
+        for p, g in zip(self._policy_params, grads):
+            p.grad = g
+        self.optimizers["policy"].step()
+        return {"actor_loss": actor_loss.detach(), "score_loss": score_loss.detach()}
+
+    def update_multiplier(self, batch: Batch) -> dict[str, Tensor]:
+        """3. Dual step on the conservative cost of the replay actions (spec §4.1)."""
+        with torch.no_grad():
+            qc_buffer = ucb_cost(self.critic(batch.obs, batch.act).cost, self.cfg.ucb_k)
+        self.multiplier.update(qc_buffer.mean(), self.h)
+        return {"qc_ucb": qc_buffer.mean(),
+                "violation": (qc_buffer - self.h).clamp_min(0.0).mean()}

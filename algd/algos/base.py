@@ -1,0 +1,90 @@
+"""What every algorithm offers the training loop: act, update, report λ, save and load."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from algd.buffers.replay import Batch
+
+
+@dataclass(frozen=True)
+class EnvInfo:
+    """The facts about the task an agent is built for."""
+
+    obs_dim: int
+    act_dim: int
+    action_low: np.ndarray
+    action_high: np.ndarray
+    cost_threshold: float  #: h, the critic-level constraint threshold (spec §1.4)
+    cost_mask_terminal: bool = True  #: False: the cost critic bootstraps through terminals
+
+
+class Agent(nn.Module, ABC):
+    """An off-policy constrained agent.
+
+    Subclasses build their networks in ``__init__``, register their optimisers in
+    ``self.optimizers`` (saved with the agent's ``state_dict``) and implement ``act`` and
+    ``update``. ``update`` returns *device tensors* (never Python numbers), so the loop decides
+    when to synchronise with the device.
+    """
+
+    def __init__(self, env: EnvInfo, device: torch.device) -> None:
+        super().__init__()
+        self.env_info = env
+        self.device = device
+        self.optimizers: dict[str, torch.optim.Optimizer] = {}
+        self.num_updates = 0
+
+    @abstractmethod
+    def act(self, obs: Tensor, deterministic: bool = False) -> Tensor:
+        """Actions [B, A] for observations [B, S] (no gradient)."""
+
+    @abstractmethod
+    def update(self, batch: Batch) -> dict[str, Tensor]:
+        """One gradient update on ``batch``; returns detached scalar diagnostics."""
+
+    @property
+    @abstractmethod
+    def lagrange_multiplier(self) -> Tensor:
+        """Current λ (0-dim tensor; 0 for unconstrained agents)."""
+
+    def act_np(self, obs: np.ndarray, deterministic: bool = False) -> np.ndarray:
+        """``act`` for numpy observations, returning numpy actions."""
+        with torch.inference_mode():
+            obs_t = torch.as_tensor(obs, dtype=torch.float32, device=self.device)
+            return self.act(obs_t, deterministic).cpu().numpy()
+
+    # optimiser moments and the update counter travel with state_dict()
+    def get_extra_state(self) -> dict[str, Any]:
+        return {
+            "optimizers": {k: o.state_dict() for k, o in self.optimizers.items()},
+            "num_updates": self.num_updates,
+        }
+
+    def set_extra_state(self, state: dict[str, Any]) -> None:
+        for k, o in self.optimizers.items():
+            o.load_state_dict(state["optimizers"][k])
+        self.num_updates = int(state["num_updates"])
+
+
+def polyak_update(target: nn.Module, online: nn.Module, tau: float) -> None:
+    """θ' ← (1 − τ) θ' + τ θ for every parameter, in one fused call."""
+    with torch.no_grad():
+        t_params = list(target.parameters())
+        o_params = list(online.parameters())
+        torch._foreach_lerp_(t_params, o_params, tau)
+
+
+def adam(params: Any, lr: float) -> torch.optim.Adam:
+    """Adam as the reference uses it, fused where the build supports it (same numbers, faster)."""
+    params = list(params)
+    try:
+        return torch.optim.Adam(params, lr=lr, fused=True)
+    except (RuntimeError, TypeError):  # pragma: no cover - fused unsupported on this device
+        return torch.optim.Adam(params, lr=lr)

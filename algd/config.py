@@ -1,0 +1,265 @@
+"""Typed configuration: the training-run dataclass, field documentation, parsing and presets.
+
+Every configuration is a dataclass whose fields carry a docstring (the string literal right after
+the field), which becomes the ``--help`` text of the matching command-line flag. Configs round-trip
+through plain dicts (``config.json``) and are checked by ``validate()`` before anything runs.
+
+Presets are YAML files in ``algd/presets/`` (data, not code): a description, optionally an
+algorithm and a task, and flat overrides of any training or algorithm field.
+"""
+
+from __future__ import annotations
+
+import ast
+import dataclasses
+import inspect
+import textwrap
+import types
+import typing
+from dataclasses import dataclass, fields
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, Literal, TypeVar, Union, get_args, get_origin
+
+import yaml
+
+T = TypeVar("T")
+
+
+class ConfigError(ValueError):
+    """A configuration value is invalid; the message says which and what to do."""
+
+
+@dataclass
+class TrainConfig:
+    """How a training run is set up: task, budget, data collection, evaluation and logging."""
+
+    algo: str = "algd-vesde"
+    """algorithm to train (`algd algos` lists them)"""
+    env: str = "PointDetour"
+    """task to train on (`algd envs` lists them)"""
+    seed: int = 0
+    """master seed: every random stream (envs, networks, sampling, replay) derives from it"""
+    steps: int = 15_000
+    """total environment steps, warm-up included"""
+    out: str | None = None
+    """run directory (default: runs/<env>/<algo>/seed<seed>-<time>)"""
+    device: str = "auto"
+    """auto (CUDA when present, else CPU), cpu, cuda or cuda:N"""
+    num_envs: int = 1
+    """parallel training environments (one vectorised step collects num_envs transitions)"""
+    warmup_steps: int = 1_000
+    """environment steps collected before the first gradient update"""
+    warmup_policy: Literal["policy", "uniform"] = "policy"
+    """warm-up actions: the untrained policy's sampler (reference) or uniform random"""
+    utd: float = 1.0
+    """gradient updates per environment step (update-to-data ratio; the paper uses 10)"""
+    batch_size: int = 128
+    """transitions per gradient update"""
+    buffer_size: int = 1_000_000
+    """replay capacity (FIFO)"""
+    eval_every: int = 1_000
+    """environment steps between evaluations (one metrics.csv row each)"""
+    eval_episodes: int = 10
+    """episodes per evaluation, run on a separate environment"""
+    eval_deterministic: bool = True
+    """evaluate with the deterministic sampler (zero start, no injected noise)"""
+    cost_limit: float | None = None
+    """override the task's cost budget (per episode, or discounted for discounted tasks)"""
+    torch_threads: int | None = None
+    """CPU threads for torch (default: torch's choice)"""
+    tensorboard: bool = False
+    """also write TensorBoard event files (needs `pip install tensorboard`)"""
+    progress: bool = True
+    """show a progress bar"""
+    checkpoint: bool = True
+    """save the final checkpoint (checkpoint.pt) in the run directory"""
+    plot: bool = True
+    """draw learning curves (and, on 2-D tasks, sampled paths of the final policy) to curves.png"""
+
+    def validate(self) -> None:
+        """Raise :class:`ConfigError` for values that cannot work."""
+        _positive(self, "steps", "num_envs", "batch_size", "buffer_size", "eval_every",
+                  "eval_episodes")
+        _non_negative(self, "warmup_steps", "utd")
+        if self.torch_threads is not None and self.torch_threads < 1:
+            raise ConfigError(f"torch_threads must be >= 1, got {self.torch_threads}")
+        if self.cost_limit is not None and self.cost_limit < 0:
+            raise ConfigError(f"cost_limit must be >= 0, got {self.cost_limit}")
+        if self.batch_size > self.buffer_size:
+            raise ConfigError(
+                f"batch_size ({self.batch_size}) is larger than buffer_size ({self.buffer_size}); "
+                "lower --batch-size or raise --buffer-size"
+            )
+        if self.utd > 0 and max(self.warmup_steps, self.num_envs) < self.batch_size:
+            raise ConfigError(
+                f"warmup_steps ({self.warmup_steps}) must collect at least batch_size "
+                f"({self.batch_size}) transitions before updates start; raise --warmup-steps"
+            )
+
+
+# -- validation helpers ---------------------------------------------------------------------------
+def _positive(cfg: Any, *names: str) -> None:
+    for n in names:
+        v = getattr(cfg, n)
+        if not v > 0:
+            raise ConfigError(f"{n} must be > 0, got {v}")
+
+
+def _non_negative(cfg: Any, *names: str) -> None:
+    for n in names:
+        v = getattr(cfg, n)
+        if not v >= 0:
+            raise ConfigError(f"{n} must be >= 0, got {v}")
+
+
+def _in_range(cfg: Any, name: str, low: float, high: float, *, low_open: bool = False,
+              high_open: bool = False) -> None:
+    v = getattr(cfg, name)
+    ok_low = v > low if low_open else v >= low
+    ok_high = v < high if high_open else v <= high
+    if not (ok_low and ok_high):
+        lb, hb = ("(" if low_open else "["), (")" if high_open else "]")
+        raise ConfigError(f"{name} must be in {lb}{low}, {high}{hb}, got {v}")
+
+
+positive, non_negative, in_range = _positive, _non_negative, _in_range
+
+
+# -- field documentation and typing ---------------------------------------------------------------
+@lru_cache(maxsize=None)
+def field_docs(cls: type) -> dict[str, str]:
+    """Map field name → the docstring written under it in the class body."""
+    docs: dict[str, str] = {}
+    for klass in reversed(cls.__mro__):
+        if not dataclasses.is_dataclass(klass):
+            continue
+        try:
+            tree = ast.parse(textwrap.dedent(inspect.getsource(klass)))
+        except (OSError, TypeError):  # pragma: no cover - source unavailable
+            continue
+        body = tree.body[0].body  # type: ignore[attr-defined]
+        for node, nxt in zip(body, body[1:]):
+            if (
+                isinstance(node, ast.AnnAssign)
+                and isinstance(node.target, ast.Name)
+                and isinstance(nxt, ast.Expr)
+                and isinstance(nxt.value, ast.Constant)
+                and isinstance(nxt.value.value, str)
+            ):
+                docs[node.target.id] = " ".join(nxt.value.value.split())
+    return docs
+
+
+def resolved_types(cls: type) -> dict[str, Any]:
+    return typing.get_type_hints(cls)
+
+
+def _is_optional(tp: Any) -> tuple[bool, Any]:
+    if get_origin(tp) in (Union, types.UnionType):
+        args = [a for a in get_args(tp) if a is not type(None)]
+        if len(args) == 1 and len(get_args(tp)) == 2:
+            return True, args[0]
+    return False, tp
+
+
+def parse_bool(text: str | bool) -> bool:
+    if isinstance(text, bool):
+        return text
+    t = str(text).strip().lower()
+    if t in ("1", "true", "yes", "on", "y"):
+        return True
+    if t in ("0", "false", "no", "off", "n"):
+        return False
+    raise ValueError(f"expected true or false, got {text!r}")
+
+
+def coerce(tp: Any, value: Any, name: str = "value") -> Any:
+    """Convert ``value`` (from YAML, JSON or the command line) to the annotated type ``tp``."""
+    optional, inner = _is_optional(tp)
+    if value is None or (optional and isinstance(value, str) and value.lower() in ("none", "null")):
+        if optional:
+            return None
+        raise ConfigError(f"{name} cannot be empty")
+    try:
+        if get_origin(inner) is Literal:
+            choices = get_args(inner)
+            if value not in choices:
+                raise ConfigError(
+                    f"{name} must be one of {', '.join(map(str, choices))}; got {value!r}"
+                )
+            return value
+        if get_origin(inner) is tuple:
+            items = value if isinstance(value, (list, tuple)) else str(value).split(",")
+            (elem, *_rest) = get_args(inner)
+            return tuple(coerce(elem, v, name) for v in items if str(v).strip() != "")
+        if inner is bool:
+            return parse_bool(value)
+        if inner is int:
+            if isinstance(value, bool):
+                raise ValueError("not an integer")
+            number = float(str(value).replace("_", "")) if isinstance(value, str) else value
+            if isinstance(value, str):
+                try:
+                    return int(value.replace("_", ""))
+                except ValueError:
+                    pass  # accept "1e5"-style integers below
+            if float(number) != int(float(number)):
+                raise ValueError("not an integer")
+            return int(float(number))
+        if inner is float:
+            return float(value)
+        if inner is str:
+            return str(value)
+    except ConfigError:
+        raise
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"{name}: cannot read {value!r} as {getattr(inner, '__name__', inner)} "
+                          f"({exc})") from None
+    return value
+
+
+def config_from_dict(cls: type[T], values: dict[str, Any], *, strict: bool = True) -> T:
+    """Build a ``cls`` instance from defaults updated with ``values`` (typed, checked names)."""
+    hints = resolved_types(cls)
+    names = {f.name for f in fields(cls)}  # type: ignore[arg-type]
+    unknown = set(values) - names
+    if unknown and strict:
+        raise ConfigError(
+            f"unknown {cls.__name__} field(s): {', '.join(sorted(unknown))}"
+        )
+    kwargs = {k: coerce(hints[k], v, k) for k, v in values.items() if k in names}
+    return cls(**kwargs)
+
+
+def config_to_dict(cfg: Any) -> dict[str, Any]:
+    out = dataclasses.asdict(cfg)
+    return {k: list(v) if isinstance(v, tuple) else v for k, v in out.items()}
+
+
+# -- presets --------------------------------------------------------------------------------------
+PRESET_DIR = Path(__file__).parent / "presets"
+
+
+@dataclass(frozen=True)
+class Preset:
+    name: str
+    description: str
+    values: dict[str, Any]  #: flat overrides (training and algorithm fields; may set algo/env)
+    path: Path
+
+
+def list_presets() -> list[Preset]:
+    return [load_preset(p.stem) for p in sorted(PRESET_DIR.glob("*.yaml"))]
+
+
+def load_preset(name: str) -> Preset:
+    path = PRESET_DIR / f"{name}.yaml"
+    if not path.exists():
+        known = ", ".join(p.stem for p in sorted(PRESET_DIR.glob("*.yaml")))
+        raise ConfigError(f"unknown preset {name!r}; known presets: {known} (`algd presets`)")
+    data = yaml.safe_load(path.read_text()) or {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"preset {path} must be a mapping")
+    description = str(data.pop("description", "")).strip()
+    return Preset(name, description, data, path)

@@ -1,0 +1,194 @@
+"""The constrained-environment interface every part of algd speaks.
+
+A *constrained* environment is a Gymnasium environment whose ``step`` reports the per-step safety
+cost in ``info["cost"]`` (Safety-Gymnasium's 6-tuple ``(obs, r, c, term, trunc, info)`` is adapted
+to this form by its adapter). Training always runs on a *vectorised* view, :class:`ConstrainedVecEnv`,
+whose ``step`` returns a :class:`VecStep` with rewards and costs as arrays, resets finished
+sub-environments in the same call (the true next observation is kept in ``final_obs``) and reports
+the return, cost and length of every episode that ended, so the loop never has to track them.
+
+Two implementations exist: :class:`GymVecEnv` steps a list of ordinary Gymnasium environments in
+sequence; the built-in task (:mod:`algd.envs.point_detour`) is vectorised natively in numpy.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from typing import Any, Callable, Sequence
+
+import gymnasium as gym
+import numpy as np
+
+
+@dataclass
+class VecStep:
+    """The result of one step of a vectorised constrained environment (``N`` sub-environments).
+
+    Arrays are indexed by sub-environment. ``obs`` is what the agent sees next: for a
+    sub-environment whose episode just ended it is already the first observation of the next
+    episode, and the observation that the transition really led to is in ``final_obs``.
+    """
+
+    obs: np.ndarray  #: [N, S] next observations (after auto-reset)
+    reward: np.ndarray  #: [N] float32
+    cost: np.ndarray  #: [N] float32, the per-step safety cost
+    terminated: np.ndarray  #: [N] bool, true terminal state (no bootstrapping)
+    truncated: np.ndarray  #: [N] bool, time limit (bootstrapping is correct)
+    final_obs: np.ndarray  #: [N, S] the true next observations (== obs unless done)
+    episode_return: np.ndarray  #: [N] return of the episode that ended (NaN where none ended)
+    episode_cost: np.ndarray  #: [N] cost of the episode that ended (discounted if configured)
+    episode_length: np.ndarray  #: [N] int, length of the episode that ended (0 where none ended)
+
+    @property
+    def done(self) -> np.ndarray:
+        return self.terminated | self.truncated
+
+
+class EpisodeTracker:
+    """Accumulates per-sub-environment episode return, cost and length.
+
+    ``cost_discount`` makes the reported episode cost the discounted sum ``Σ_t γ^t c_t`` (the
+    ALGD/CAL MuJoCo protocol, spec §6.4); ``None`` reports the plain sum (Safety-Gym protocol).
+    """
+
+    def __init__(self, num_envs: int, cost_discount: float | None = None) -> None:
+        self.cost_discount = cost_discount
+        self._ret = np.zeros(num_envs, dtype=np.float64)
+        self._cost = np.zeros(num_envs, dtype=np.float64)
+        self._len = np.zeros(num_envs, dtype=np.int64)
+
+    def reset(self) -> None:
+        self._ret[:] = 0.0
+        self._cost[:] = 0.0
+        self._len[:] = 0
+
+    def update(
+        self, reward: np.ndarray, cost: np.ndarray, done: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Add one step; return (return, cost, length) of finished episodes, NaN/0 elsewhere."""
+        discount = 1.0 if self.cost_discount is None else self.cost_discount ** self._len
+        self._ret += reward
+        self._cost += discount * cost
+        self._len += 1
+        ep_ret = np.where(done, self._ret, np.nan)
+        ep_cost = np.where(done, self._cost, np.nan)
+        ep_len = np.where(done, self._len, 0)
+        self._ret[done] = 0.0
+        self._cost[done] = 0.0
+        self._len[done] = 0
+        return ep_ret, ep_cost, ep_len
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"ret": self._ret.copy(), "cost": self._cost.copy(), "len": self._len.copy()}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self._ret[:] = state["ret"]
+        self._cost[:] = state["cost"]
+        self._len[:] = state["len"]
+
+
+class ConstrainedVecEnv(ABC):
+    """``N`` copies of a constrained task stepped together, with auto-reset and episode stats."""
+
+    num_envs: int
+    single_observation_space: gym.spaces.Box
+    single_action_space: gym.spaces.Box
+
+    @abstractmethod
+    def reset(self, seed: int | None = None) -> np.ndarray:
+        """Reset every sub-environment; ``seed`` seeds sub-environment ``i`` with ``seed + i``."""
+
+    @abstractmethod
+    def step(self, actions: np.ndarray) -> VecStep:
+        """Step every sub-environment with ``actions`` of shape [N, A] (clipped to the box)."""
+
+    def close(self) -> None:  # noqa: B027 - optional hook
+        """Release simulator resources."""
+
+    @property
+    def obs_dim(self) -> int:
+        return int(np.prod(self.single_observation_space.shape))
+
+    @property
+    def act_dim(self) -> int:
+        return int(np.prod(self.single_action_space.shape))
+
+
+class GymVecEnv(ConstrainedVecEnv):
+    """Steps a list of Gymnasium environments that report ``info["cost"]`` (sequentially).
+
+    Missing ``info["cost"]`` is an error: a constrained task must say what its cost is.
+    """
+
+    def __init__(
+        self, env_fns: Sequence[Callable[[], gym.Env]], cost_discount: float | None = None
+    ) -> None:
+        if len(env_fns) == 0:
+            raise ValueError("GymVecEnv needs at least one environment factory")
+        self.envs = [fn() for fn in env_fns]
+        self.num_envs = len(self.envs)
+        self.single_observation_space = self.envs[0].observation_space
+        self.single_action_space = self.envs[0].action_space
+        if not isinstance(self.single_action_space, gym.spaces.Box):
+            raise TypeError("algd needs a continuous (Box) action space")
+        self._low = self.single_action_space.low
+        self._high = self.single_action_space.high
+        self._tracker = EpisodeTracker(self.num_envs, cost_discount)
+        self._obs = np.zeros((self.num_envs, self.obs_dim), dtype=np.float32)
+
+    def reset(self, seed: int | None = None) -> np.ndarray:
+        for i, env in enumerate(self.envs):
+            obs, _ = env.reset(seed=None if seed is None else seed + i)
+            self._obs[i] = np.asarray(obs, dtype=np.float32).reshape(-1)
+        self._tracker.reset()
+        return self._obs.copy()
+
+    def step(self, actions: np.ndarray) -> VecStep:
+        n = self.num_envs
+        actions = np.clip(np.asarray(actions, dtype=np.float64), self._low, self._high)
+        reward = np.zeros(n, dtype=np.float32)
+        cost = np.zeros(n, dtype=np.float32)
+        term = np.zeros(n, dtype=bool)
+        trunc = np.zeros(n, dtype=bool)
+        final_obs = np.zeros((n, self.obs_dim), dtype=np.float32)
+        for i, env in enumerate(self.envs):
+            obs, r, te, tr, info = env.step(actions[i])
+            if "cost" not in info:
+                raise KeyError(
+                    f"{env} did not report info['cost']; wrap it so that each step reports its cost"
+                )
+            reward[i], cost[i], term[i], trunc[i] = r, info["cost"], te, tr
+            final_obs[i] = np.asarray(obs, dtype=np.float32).reshape(-1)
+            if te or tr:
+                obs, _ = env.reset()
+            self._obs[i] = np.asarray(obs, dtype=np.float32).reshape(-1)
+        done = term | trunc
+        ep_ret, ep_cost, ep_len = self._tracker.update(reward, cost, done)
+        return VecStep(self._obs.copy(), reward, cost, term, trunc, final_obs, ep_ret, ep_cost, ep_len)
+
+    def close(self) -> None:
+        for env in self.envs:
+            env.close()
+
+
+class RecordEpisodeCost(gym.Wrapper):
+    """Single-environment wrapper: at the end of an episode ``info["episode"]`` holds
+    ``{"r": return, "c": cost, "l": length}`` (cost discounted if ``cost_discount`` is set)."""
+
+    def __init__(self, env: gym.Env, cost_discount: float | None = None) -> None:
+        super().__init__(env)
+        self._tracker = EpisodeTracker(1, cost_discount)
+
+    def reset(self, **kwargs: Any):  # type: ignore[override]
+        self._tracker.reset()
+        return self.env.reset(**kwargs)
+
+    def step(self, action: Any):  # type: ignore[override]
+        obs, reward, terminated, truncated, info = self.env.step(action)
+        done = np.array([terminated or truncated])
+        r, c, n = self._tracker.update(np.array([reward]), np.array([info.get("cost", 0.0)]), done)
+        if done[0]:
+            info = dict(info)
+            info["episode"] = {"r": float(r[0]), "c": float(c[0]), "l": int(n[0])}
+        return obs, reward, terminated, truncated, info

@@ -1,0 +1,24 @@
+"""Energies, multiplier updates and budget conversion: the Lagrangian side of safe RL."""
+
+from algd.lagrangian.energy import (
+    EnergyKind,
+    augmented_lagrangian_energy,
+    energy,
+    lagrangian_energy,
+    ucb_cost,
+)
+from algd.lagrangian.multiplier import LogMultiplier, ProjectedMultiplier, make_multiplier
+from algd.lagrangian.threshold import critic_threshold, episode_budget_to_threshold
+
+__all__ = [
+    "EnergyKind",
+    "LogMultiplier",
+    "ProjectedMultiplier",
+    "augmented_lagrangian_energy",
+    "critic_threshold",
+    "energy",
+    "episode_budget_to_threshold",
+    "lagrangian_energy",
+    "make_multiplier",
+    "ucb_cost",
+]

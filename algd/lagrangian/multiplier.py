@@ -1,0 +1,82 @@
+"""Lagrange-multiplier updates (dual ascent), shared by every constrained algorithm.
+
+* :class:`LogMultiplier` — the rule the ALGD reference uses (identical to CAL, spec §4.1):
+  λ = exp(ℓ); one Adam step on ℓ with loss ``λ · (h − mean_b Q̄c(s_b, a_b))`` on replay actions.
+  dℓ ∝ λ (mean Q̄c − h): λ grows while the estimated cost exceeds h and decays geometrically
+  otherwise; λ > 0 by construction.
+* :class:`ProjectedMultiplier` — plain projected gradient ascent ``λ ← [λ + η (mean Q̄c − h)]₊``,
+  the textbook dual step (the classical augmented-Lagrangian update is the case η = ρ; spec §4.4).
+
+Both keep their state on the device and never read it back to the host inside an update.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Literal
+
+import torch
+from torch import Tensor, nn
+
+MultiplierRule = Literal["log-adam", "projected"]
+
+
+class LogMultiplier(nn.Module):
+    """λ = exp(ℓ) updated by Adam on ℓ (spec §4.1)."""
+
+    def __init__(self, init: float = 0.6931, lr: float = 3e-4) -> None:
+        super().__init__()
+        if init <= 0:
+            raise ValueError(f"the initial multiplier must be > 0 for the log rule, got {init}")
+        self.log_lam = nn.Parameter(torch.tensor(math.log(init)))
+        self.optimizer = torch.optim.Adam([self.log_lam], lr=lr)
+
+    # the optimiser's moments travel with the module's state_dict (exact resume)
+    def get_extra_state(self) -> dict:
+        return self.optimizer.state_dict()
+
+    def set_extra_state(self, state: dict) -> None:
+        self.optimizer.load_state_dict(state)
+
+    @property
+    def value(self) -> Tensor:
+        """Current λ (detached 0-dim tensor)."""
+        return self.log_lam.detach().exp()
+
+    def update(self, cost_estimate: Tensor, threshold: float) -> Tensor:
+        """One dual step from the batch-mean conservative cost ``cost_estimate`` (0-dim)."""
+        lam = self.log_lam.exp()
+        loss = lam * (threshold - cost_estimate.detach())
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        self.optimizer.step()
+        return loss.detach()
+
+
+class ProjectedMultiplier(nn.Module):
+    """λ ← max(0, λ + η (Q̄c − h)) (spec §4.4)."""
+
+    def __init__(self, init: float = 0.0, lr: float = 1e-3) -> None:
+        super().__init__()
+        if init < 0:
+            raise ValueError(f"the initial multiplier must be >= 0, got {init}")
+        self.lr = lr
+        self.register_buffer("lam", torch.tensor(float(init)))
+
+    @property
+    def value(self) -> Tensor:
+        return self.lam.detach()
+
+    @torch.no_grad()
+    def update(self, cost_estimate: Tensor, threshold: float) -> Tensor:
+        violation = cost_estimate.detach() - threshold
+        self.lam.add_(self.lr * violation).clamp_(min=0.0)
+        return -self.lam * violation
+
+
+def make_multiplier(rule: MultiplierRule, init: float, lr: float) -> LogMultiplier | ProjectedMultiplier:
+    if rule == "log-adam":
+        return LogMultiplier(init, lr)
+    if rule == "projected":
+        return ProjectedMultiplier(init, lr)
+    raise ValueError(f"unknown multiplier rule {rule!r}; use 'log-adam' or 'projected'")

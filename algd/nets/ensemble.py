@@ -1,0 +1,146 @@
+"""Batched ensembles of MLPs: ``M`` networks evaluated with one batched matmul per layer.
+
+The weights of all members are stacked (``[M, in, out]``), so an ensemble costs the same number of
+kernel launches as a single network. Members may be split into *groups* with their own activation
+and initialisation: :class:`algd.nets.critics.CriticBank` uses this to run the twin reward critic
+(ReLU, Xavier init) and the cost-critic ensemble (SiLU, truncated-normal init) as one network.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Callable, Literal, Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+Activation = Literal["relu", "silu", "tanh", "elu"]
+Init = Literal["xavier_uniform", "trunc_normal"]
+
+_ACTIVATIONS: dict[str, Callable[[Tensor], Tensor]] = {
+    "relu": F.relu,
+    "silu": F.silu,
+    "tanh": torch.tanh,
+    "elu": F.elu,
+}
+
+
+@dataclass(frozen=True)
+class MemberGroup:
+    """A contiguous block of ``size`` ensemble members sharing activation and initialisation."""
+
+    size: int
+    activation: Activation = "relu"
+    init: Init = "xavier_uniform"
+
+
+def _init_weight_(w: Tensor, init: Init) -> None:
+    """Initialise one member's weight ``[in, out]`` in place.
+
+    ``trunc_normal``: N(0, (1/(2√fan_in))²) truncated at ±2σ — what the reference cost ensemble
+    intended (its truncation is a no-op through a reassignment bug, spec §3.2).
+    """
+    fan_in, fan_out = w.shape
+    if init == "xavier_uniform":
+        bound = math.sqrt(6.0 / (fan_in + fan_out))
+        nn.init.uniform_(w, -bound, bound)
+    elif init == "trunc_normal":
+        std = 1.0 / (2.0 * math.sqrt(fan_in))
+        nn.init.trunc_normal_(w, 0.0, std, -2.0 * std, 2.0 * std)
+    else:  # pragma: no cover - guarded by the Literal type
+        raise ValueError(f"unknown init {init!r}")
+
+
+class EnsembleLinear(nn.Module):
+    """``M`` independent affine maps: ``y[m] = x[m] @ W[m] + b[m]`` for ``x`` of shape [M, B, in].
+
+    A 2-D input ``[B, in]`` is shared by all members (first layer of an ensemble).
+    """
+
+    def __init__(self, members: int, in_features: int, out_features: int) -> None:
+        super().__init__()
+        self.members, self.in_features, self.out_features = members, in_features, out_features
+        self.weight = nn.Parameter(torch.empty(members, in_features, out_features))
+        self.bias = nn.Parameter(torch.zeros(members, 1, out_features))
+
+    def forward(self, x: Tensor) -> Tensor:
+        if x.dim() == 2:  # shared input: a stride-0 view, no copy
+            x = x.unsqueeze(0).expand(self.members, *x.shape)
+        return torch.baddbmm(self.bias, x, self.weight)
+
+    def extra_repr(self) -> str:
+        return f"members={self.members}, in={self.in_features}, out={self.out_features}"
+
+
+class EnsembleMLP(nn.Module):
+    """A stack of :class:`EnsembleLinear` layers; output ``[M, B, out]``.
+
+    Args:
+        in_dim: input features (the input may be ``[B, in]`` shared, or ``[M, B, in]``).
+        out_dim: output features per member.
+        hidden: hidden widths.
+        groups: member groups (activation and init per group); members = sum of sizes.
+    """
+
+    def __init__(
+        self, in_dim: int, out_dim: int, hidden: Sequence[int], groups: Sequence[MemberGroup]
+    ) -> None:
+        super().__init__()
+        if not groups or any(g.size < 1 for g in groups):
+            raise ValueError("an ensemble needs at least one group of at least one member")
+        self.groups = tuple(groups)
+        self.members = sum(g.size for g in groups)
+        dims = [in_dim, *hidden, out_dim]
+        self.layers = nn.ModuleList(
+            EnsembleLinear(self.members, d_in, d_out) for d_in, d_out in zip(dims[:-1], dims[1:])
+        )
+        self._split = [g.size for g in self.groups]
+        self.reset_parameters()
+
+    @torch.no_grad()
+    def reset_parameters(self) -> None:
+        for layer in self.layers:
+            start = 0
+            for g in self.groups:
+                for m in range(start, start + g.size):
+                    _init_weight_(layer.weight[m], g.init)
+                start += g.size
+            layer.bias.zero_()
+
+    def _activate(self, h: Tensor) -> Tensor:
+        if len(self.groups) == 1:
+            return _ACTIVATIONS[self.groups[0].activation](h)
+        parts = torch.split(h, self._split, dim=0)
+        return torch.cat([_ACTIVATIONS[g.activation](p) for g, p in zip(self.groups, parts)], 0)
+
+    def forward(self, x: Tensor) -> Tensor:
+        h = x
+        for layer in self.layers[:-1]:
+            h = self._activate(layer(h))
+        return self.layers[-1](h)
+
+
+class MLP(nn.Module):
+    """A plain MLP (ReLU by default, Xavier-uniform weights, zero biases)."""
+
+    def __init__(
+        self,
+        in_dim: int,
+        out_dim: int,
+        hidden: Sequence[int],
+        activation: Activation = "relu",
+    ) -> None:
+        super().__init__()
+        dims = [in_dim, *hidden, out_dim]
+        self.linears = nn.ModuleList(nn.Linear(a, b) for a, b in zip(dims[:-1], dims[1:]))
+        self._act = _ACTIVATIONS[activation]
+        for lin in self.linears:
+            nn.init.xavier_uniform_(lin.weight)
+            nn.init.zeros_(lin.bias)
+
+    def forward(self, x: Tensor) -> Tensor:
+        for lin in self.linears[:-1]:
+            x = self._act(lin(x))
+        return self.linears[-1](x)

@@ -1,0 +1,9 @@
+"""Training: replay buffer, loop, evaluation, logging, seeding."""
+
+from algd.buffers.replay import Batch, ReplayBuffer
+from algd.train.evaluate import EvalResult, evaluate
+from algd.train.loop import RunResult, Trainer, train
+from algd.train.seeding import SeedStreams, resolve_device
+
+__all__ = ["Batch", "EvalResult", "ReplayBuffer", "RunResult", "SeedStreams", "Trainer",
+           "evaluate", "resolve_device", "train"]

@@ -1,0 +1,73 @@
+"""Evaluation episodes on a separate environment (spec §6.4, done cleanly)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from algd.algos.base import Agent
+from algd.envs.core import ConstrainedVecEnv
+
+
+@dataclass
+class EvalResult:
+    returns: np.ndarray  #: [episodes] undiscounted episode returns
+    costs: np.ndarray  #: [episodes] episode costs (discounted if the env is configured so)
+    lengths: np.ndarray  #: [episodes]
+    trajectories: list[np.ndarray] = field(default_factory=list)  #: observations per episode
+
+    def summary(self, prefix: str = "eval_") -> dict[str, float]:
+        return {
+            f"{prefix}return": float(self.returns.mean()),
+            f"{prefix}return_std": float(self.returns.std()),
+            f"{prefix}cost": float(self.costs.mean()),
+            f"{prefix}cost_std": float(self.costs.std()),
+            f"{prefix}length": float(self.lengths.mean()),
+        }
+
+
+def evaluate(
+    agent: Agent,
+    env: ConstrainedVecEnv,
+    episodes: int,
+    *,
+    deterministic: bool = True,
+    seed: int | None = None,
+    record: bool = False,
+) -> EvalResult:
+    """Run ``episodes`` complete episodes and return their returns, costs and lengths.
+
+    The environment's ``N`` sub-environments each contribute their *first* episode per round
+    (rounds of N episodes until enough are collected), so short episodes are not over-sampled.
+    With the same ``seed``, every evaluation sees the same start states.
+    """
+    if episodes < 1:
+        raise ValueError(f"episodes must be >= 1, got {episodes}")
+    n = env.num_envs
+    returns: list[float] = []
+    costs: list[float] = []
+    lengths: list[int] = []
+    trajectories: list[np.ndarray] = []
+    rnd = 0
+    while len(returns) < episodes:
+        obs = env.reset(seed=None if seed is None else seed + rnd * n)
+        active = np.ones(n, dtype=bool)
+        paths: list[list[np.ndarray]] = [[o] for o in obs] if record else []
+        while active.any():
+            step = env.step(agent.act_np(obs, deterministic))
+            if record:
+                for i in np.flatnonzero(active):
+                    paths[i].append(step.final_obs[i])
+            for i in np.flatnonzero(active & step.done):
+                returns.append(float(step.episode_return[i]))
+                costs.append(float(step.episode_cost[i]))
+                lengths.append(int(step.episode_length[i]))
+                if record:
+                    trajectories.append(np.stack(paths[i]))
+                active[i] = False
+            obs = step.obs
+        rnd += 1
+    k = episodes
+    return EvalResult(np.array(returns[:k]), np.array(costs[:k]), np.array(lengths[:k]),
+                      trajectories[:k])

@@ -1,0 +1,45 @@
+"""One master seed, split into independent streams (envs, eval envs, torch, replay sampling)."""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+
+@dataclass(frozen=True)
+class SeedStreams:
+    """Independent seeds derived from one master seed with ``numpy.random.SeedSequence``."""
+
+    env: int
+    eval_env: int
+    torch: int
+    buffer: int
+    python: int
+
+    @classmethod
+    def from_seed(cls, seed: int) -> "SeedStreams":
+        if seed < 0:
+            raise ValueError(f"the seed must be >= 0, got {seed}")
+        words = np.random.SeedSequence(seed).generate_state(5, dtype=np.uint32)
+        return cls(*(int(w) for w in words))
+
+    def seed_globals(self) -> None:
+        """Seed torch's and Python's global generators (network init and sampling noise)."""
+        torch.manual_seed(self.torch)
+        random.seed(self.python)
+
+
+def resolve_device(name: str) -> torch.device:
+    """``auto`` → CUDA when available, else CPU; anything else is checked and returned."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise ValueError(f"unknown device {name!r}; use auto, cpu, cuda or cuda:N") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError("device 'cuda' requested but CUDA is not available; use --device cpu")
+    return device
