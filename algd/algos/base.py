@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import Any
@@ -68,6 +69,8 @@ class Agent(nn.Module, ABC):
         }
 
     def set_extra_state(self, state: dict[str, Any]) -> None:
+        # deep copy: Optimizer.load_state_dict would otherwise alias the source's moment tensors
+        state = copy.deepcopy(state)
         for k, o in self.optimizers.items():
             o.load_state_dict(state["optimizers"][k])
         self.num_updates = int(state["num_updates"])

@@ -12,6 +12,7 @@ Both keep their state on the device and never read it back to the host inside an
 
 from __future__ import annotations
 
+import copy
 import math
 from typing import Literal
 
@@ -36,7 +37,7 @@ class LogMultiplier(nn.Module):
         return self.optimizer.state_dict()
 
     def set_extra_state(self, state: dict) -> None:
-        self.optimizer.load_state_dict(state)
+        self.optimizer.load_state_dict(copy.deepcopy(state))  # no aliasing of Adam moments
 
     @property
     def value(self) -> Tensor:

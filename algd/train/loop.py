@@ -117,7 +117,7 @@ class Trainer:
             while self.env_steps < cfg.steps:
                 obs = self._collect(obs)
                 bar.update(self.env.num_envs)
-                if self.env_steps >= cfg.warmup_steps:
+                if self.env_steps > cfg.warmup_steps:
                     self._train()
                 if self.env_steps >= next_eval or self.env_steps >= cfg.steps:
                     row = self._log_row(self._evaluate())

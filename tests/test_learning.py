@@ -1,0 +1,23 @@
+"""Short real training runs on the built-in task must learn a safe, rewarding policy.
+
+PointDetour: a random policy scores about 0 and the straight (unsafe) path about 51 with cost 10;
+a safe detour scores about 46-48 with cost 0 against a budget of 2 per episode.
+"""
+
+import pytest
+
+from algd.algos import get_algo
+from algd.config import TrainConfig
+from algd.train import Trainer
+
+
+@pytest.mark.parametrize("algo", ["algd-vesde", "algd-ddpm"])
+def test_algd_learns_safe_detour(tmp_path, algo):
+    cfg = TrainConfig(algo=algo, steps=6000, seed=0, eval_every=1000, eval_episodes=10,
+                      progress=False, plot=False, checkpoint=False, out=str(tmp_path / algo))
+    result = Trainer(cfg, get_algo(algo).make_config()).run()
+    s = result.summary
+    assert s["initial_return"] < 12  # the untrained policy does not reach the goal
+    assert s["final_return"] > 40, s  # reaches the goal...
+    assert s["final_cost"] <= s["cost_limit"], s  # ...without crossing the hazard
+    assert s["final_return"] > s["initial_return"] + 30

@@ -1,0 +1,73 @@
+"""Batched ensembles compute exactly what separate networks would (spec §3.1–3.2)."""
+
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from algd.nets.critics import CriticBank
+from algd.nets.diffusion_net import DiffusionPolicyNet
+from algd.nets.ensemble import EnsembleMLP, MemberGroup
+
+
+def member_forward(net: EnsembleMLP, m: int, x: torch.Tensor, acts) -> torch.Tensor:
+    """Evaluate member ``m`` as an ordinary MLP with its own slice of the stacked weights."""
+    h = x
+    for i, layer in enumerate(net.layers):
+        h = h @ layer.weight[m] + layer.bias[m, 0]
+        if i < len(net.layers) - 1:
+            h = acts[m](h)
+    return h
+
+
+def test_ensemble_equals_loop_over_members_with_group_activations():
+    groups = [MemberGroup(2, "relu"), MemberGroup(3, "silu", "trunc_normal")]
+    net = EnsembleMLP(7, 1, (16, 16), groups)
+    acts = [F.relu] * 2 + [F.silu] * 3
+    x = torch.randn(10, 7)
+    out = net(x)
+    assert out.shape == (5, 10, 1)
+    for m in range(5):
+        torch.testing.assert_close(out[m], member_forward(net, m, x, acts))
+    # a per-member input [M, B, in] works too
+    xm = torch.randn(5, 10, 7)
+    out_m = net(xm)
+    for m in range(5):
+        torch.testing.assert_close(out_m[m], member_forward(net, m, xm[m], acts))
+
+
+def test_member_initialisation_follows_groups():
+    torch.manual_seed(0)
+    net = EnsembleMLP(256, 1, (256,), [MemberGroup(1, "relu"), MemberGroup(1, "silu",
+                                                                            "trunc_normal")])
+    w = net.layers[0].weight.detach()
+    bound = math.sqrt(6 / (256 + 256))
+    assert w[0].abs().max() <= bound and w[0].std() == pytest.approx(bound / math.sqrt(3), rel=0.05)
+    std = 1 / (2 * math.sqrt(256))
+    assert w[1].abs().max() <= 2 * std + 1e-7  # truncated at ±2σ (the reference meant to)
+    assert w[1].std() == pytest.approx(0.88 * std, rel=0.05)  # std of a ±2σ-truncated normal
+    assert torch.all(net.layers[0].bias == 0)
+    assert not torch.equal(w[0], w[1])  # members differ
+
+
+def test_critic_bank_splits_reward_and_cost_and_flattens_leading_dims():
+    bank = CriticBank(5, 2, (32, 32), reward_members=2, cost_members=4)
+    obs, act = torch.randn(3, 8, 5), torch.randn(3, 8, 2)
+    q, qc = bank(obs, act)
+    assert q.shape == (2, 3, 8) and qc.shape == (4, 3, 8)
+    flat_q, flat_qc = bank(obs.reshape(24, 5), act.reshape(24, 2))
+    torch.testing.assert_close(q.reshape(2, 24), flat_q)
+    torch.testing.assert_close(qc.reshape(4, 24), flat_qc)
+
+
+def test_diffusion_net_split_first_layer_equals_concatenated_input():
+    net = DiffusionPolicyNet(5, 2, steps=4, hidden=32)
+    obs, a = torch.randn(6, 5), torch.randn(6, 2)
+    t = torch.tensor([0, 1, 2, 3, 3, 0])
+    x = torch.cat([obs, a, net.time_emb(t)], -1)
+    h = F.relu(net.inp(x))
+    for lin in net.hidden:
+        h = F.relu(lin(h))
+    torch.testing.assert_close(net.score(obs, a, t), net.score_head(h))
+    torch.testing.assert_close(net.eps(obs, a, t), net.eps_head(h))

@@ -1,0 +1,142 @@
+"""The training loop: run-directory contents, determinism, and the command line."""
+
+import csv
+import json
+import subprocess
+import sys
+
+import pytest
+
+from algd.cli import main, resolve_train_args
+from algd.config import ConfigError, TrainConfig, config_from_dict
+from algd.train import Trainer
+from algd.algos import get_algo
+
+TINY = dict(steps=300, warmup_steps=100, eval_every=100, eval_episodes=2, batch_size=32,
+            progress=False, plot=False)
+TINY_ALGO = dict(policy_hidden=16, critic_hidden=(16, 16))
+TIMING = {"updates_per_s", "env_steps_per_s", "wall_s"}
+
+
+def run(tmp_path, name, **kw):
+    cfg = TrainConfig(out=str(tmp_path / name), **{**TINY, **kw})
+    algo = get_algo(cfg.algo).make_config(TINY_ALGO)
+    return Trainer(cfg, algo).run()
+
+
+def rows(run_dir):
+    with open(run_dir / "metrics.csv") as f:
+        return list(csv.DictReader(f))
+
+
+def test_run_directory_holds_config_metrics_summary_checkpoint(tmp_path):
+    res = run(tmp_path, "a")
+    d = res.run_dir
+    assert {"config.json", "metrics.csv", "summary.json", "checkpoint.pt"} <= {p.name for p in d.iterdir()}
+    cfg = json.loads((d / "config.json").read_text())
+    assert cfg["train"]["steps"] == 300 and cfg["algo"]["variant"] == "vesde"
+    assert cfg["task"]["critic_threshold"] == pytest.approx(2 * (1 - 0.99**50) / (0.01 * 50))
+    r = rows(d)
+    required = {"env_steps", "eval_return", "eval_cost", "train_return", "train_cost",
+                "cum_train_cost", "lambda", "updates_per_s", "env_steps_per_s", "wall_s",
+                "critic_loss", "actor_loss", "score_loss"}
+    assert required <= set(r[0])
+    assert [int(x["env_steps"]) for x in r] == [0, 100, 200, 300]
+    summary = json.loads((d / "summary.json").read_text())
+    assert summary["final_return"] == pytest.approx(float(r[-1]["eval_return"]), rel=1e-5)
+    assert summary["final_cost"] == pytest.approx(float(r[-1]["eval_cost"]), rel=1e-5)
+    assert summary["updates"] == 200  # utd 1 after 100 warm-up steps
+    assert float(r[-1]["cum_train_cost"]) == pytest.approx(summary["cum_train_cost"], rel=1e-5)
+
+
+@pytest.mark.parametrize("algo", ["algd-vesde", "algd-ddpm"])
+def test_same_seed_gives_identical_metrics(tmp_path, algo):
+    a = rows(run(tmp_path, "a", algo=algo, seed=3).run_dir)
+    b = rows(run(tmp_path, "b", algo=algo, seed=3).run_dir)
+    c = rows(run(tmp_path, "c", algo=algo, seed=4).run_dir)
+    strip = lambda rs: [{k: v for k, v in r.items() if k not in TIMING} for r in rs]  # noqa: E731
+    assert strip(a) == strip(b)
+    assert strip(a) != strip(c)
+
+
+def test_existing_run_directory_is_not_overwritten(tmp_path):
+    (tmp_path / "busy").mkdir()
+    (tmp_path / "busy" / "keep.txt").write_text("precious")
+    with pytest.raises(ConfigError, match="already holds files"):
+        run(tmp_path, "busy")
+    assert (tmp_path / "busy" / "keep.txt").read_text() == "precious"
+
+
+def test_cli_train_writes_a_run_and_prints_a_summary(tmp_path, capsys):
+    out = tmp_path / "cli"
+    code = main(["train", "--steps", "200", "--warmup-steps", "100", "--eval-every", "100",
+                 "--eval-episodes", "2", "--batch_size", "32", "--policy-hidden", "16",
+                 "--critic-hidden", "16,16", "--progress", "false", "--out", str(out),
+                 "--algo", "algd-ddpm", "--rho", "2.5"])
+    assert code == 0
+    text = capsys.readouterr().out
+    assert "final evaluation" in text and "limit 2" in text and str(out) in text
+    assert "curves.png" in text and (out / "curves.png").stat().st_size > 10_000
+    cfg = json.loads((out / "config.json").read_text())
+    assert cfg["algo"]["rho"] == 2.5 and cfg["algo"]["variant"] == "ddpm"
+    assert cfg["algo"]["critic_hidden"] == [16, 16]
+
+
+@pytest.mark.parametrize("argv,message", [
+    (["--algo", "sac-nope"], "unknown algorithm"),
+    (["--env", "Nowhere"], "unknown task"),
+    (["--diffusion-steps", "0"], "diffusion_steps must be > 0"),
+    (["--rho", "0"], "rho must be > 0"),
+    (["--cost-limit", "-1"], "cost_limit must be >= 0"),
+    (["--batch-size", "512", "--buffer-size", "100"], "larger than buffer_size"),
+    (["--steps", "ten"], "cannot read 'ten' as int"),
+    (["--variant", "flow"], "must be one of vesde, ddpm"),
+    (["--preset", "nope"], "unknown preset"),
+    (["--device", "tpu"], "unknown device"),
+])
+def test_bad_input_gives_one_line_error_and_exit_2(tmp_path, capsys, argv, message):
+    out = tmp_path / "bad"
+    code = main(["train", "--out", str(out), "--progress", "false", *argv])
+    err = capsys.readouterr().err.strip()
+    assert code == 2
+    assert message in err and len(err.splitlines()) == 1, err
+    assert not out.exists()
+
+
+def test_cli_resolves_defaults_and_overrides():
+    train_cfg, algo_cfg = resolve_train_args([])
+    assert train_cfg.algo == "algd-vesde" and train_cfg.env == "PointDetour"
+    assert algo_cfg.variant == "vesde" and algo_cfg.energy == "augmented"
+    train_cfg, algo_cfg = resolve_train_args(["--algo", "algd-ddpm", "--seed", "7",
+                                              "--mc_samples", "8", "--steps", "2e4"])
+    assert (train_cfg.seed, train_cfg.steps, algo_cfg.mc_samples) == (7, 20000, 8)
+    assert algo_cfg.variant == "ddpm"
+
+
+def test_config_coercion():
+    cfg = config_from_dict(TrainConfig, {"steps": "1_000", "utd": "0.5", "tensorboard": "yes",
+                                         "cost_limit": "none"})
+    assert (cfg.steps, cfg.utd, cfg.tensorboard, cfg.cost_limit) == (1000, 0.5, True, None)
+    with pytest.raises(ConfigError, match="unknown TrainConfig field"):
+        config_from_dict(TrainConfig, {"stepz": 1})
+    with pytest.raises(ConfigError, match="int"):
+        config_from_dict(TrainConfig, {"steps": 1.5})
+
+
+def test_every_preset_resolves():
+    from algd.config import list_presets
+
+    for preset in list_presets():
+        train_cfg, algo_cfg = resolve_train_args(["--preset", preset.name])
+        for key, value in preset.values.items():
+            got = getattr(train_cfg, key, getattr(algo_cfg, key, None))
+            assert got == (tuple(value) if isinstance(value, list) else value), key
+
+
+def test_console_entry_point_lists_algorithms_and_tasks():
+    out = subprocess.run([sys.executable, "-m", "algd", "algos"], capture_output=True, text=True,
+                         check=True).stdout
+    assert "algd-vesde" in out and "algd-ddpm" in out
+    out = subprocess.run([sys.executable, "-m", "algd", "train", "--help"], capture_output=True,
+                         text=True, check=True).stdout
+    assert "--rho" in out and "--steps" in out and "--device" in out
