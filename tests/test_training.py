@@ -140,3 +140,27 @@ def test_console_entry_point_lists_algorithms_and_tasks():
     out = subprocess.run([sys.executable, "-m", "algd", "train", "--help"], capture_output=True,
                          text=True, check=True).stdout
     assert "--rho" in out and "--steps" in out and "--device" in out
+
+
+def test_load_run_restores_the_trained_agent(tmp_path):
+    import numpy as np
+    import torch
+
+    from algd.train.checkpoint import CheckpointError, load_run
+
+    res = run(tmp_path, "load")
+    loaded = load_run(res.run_dir)
+    assert loaded.env_steps == 300 and loaded.cost_limit == 2.0
+    obs = np.random.default_rng(0).normal(size=(5, 5)).astype(np.float32)
+    env = loaded.task.make(1)
+    trainer_agent = load_run(res.run_dir).agent
+    np.testing.assert_array_equal(loaded.agent.act_np(obs, True), trainer_agent.act_np(obs, True))
+    # a truncated checkpoint is rejected with a one-line reason
+    ck = res.run_dir / "checkpoint.pt"
+    ck.write_bytes(ck.read_bytes()[:1000])
+    with pytest.raises(CheckpointError, match="corrupt or truncated"):
+        load_run(res.run_dir)
+    with pytest.raises(CheckpointError, match="not a run directory"):
+        load_run(tmp_path)
+    env.close()
+    del torch

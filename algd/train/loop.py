@@ -22,19 +22,19 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from algd.algos.base import Agent, EnvInfo
+from algd.algos.base import Agent
 from algd.algos.registry import AlgoSpec, get_algo
 from algd.config import ConfigError, TrainConfig, config_to_dict
 from algd.envs.registry import TaskSpec, get_task
 from algd.lagrangian.threshold import critic_threshold
 from algd.buffers.replay import ReplayBuffer
+from algd.train.checkpoint import CHECKPOINT_FORMAT, CHECKPOINT_NAME, env_info_for
 from algd.train.evaluate import EvalResult, evaluate
 from algd.train.logger import CORE_COLUMNS, MetricsLogger
 from algd.train.seeding import SeedStreams, resolve_device
 
 DIAGNOSTICS = ("critic_loss", "cost_critic_loss", "actor_loss", "score_loss", "q", "qc_ucb",
                "violation")
-CHECKPOINT_FORMAT = 1
 
 
 @dataclass
@@ -76,13 +76,7 @@ class Trainer:
                                           self.task.max_episode_steps, cost_gamma)
         self.env = self.task.make(cfg.num_envs, gamma)
         self.eval_env = self.task.make(min(cfg.eval_episodes, 16), gamma)
-        space = self.env.single_action_space
-        self.env_info = EnvInfo(
-            obs_dim=self.env.obs_dim, act_dim=self.env.act_dim,
-            action_low=np.asarray(space.low, dtype=np.float32),
-            action_high=np.asarray(space.high, dtype=np.float32),
-            cost_threshold=self.threshold, cost_mask_terminal=self.task.cost_mask_terminal,
-        )
+        self.env_info = env_info_for(self.env, self.task, self.threshold)
         self.agent: Agent = self.algo.agent_cls(self.env_info, algo_cfg, self.device)
         self.buffer = ReplayBuffer(cfg.buffer_size, self.env.obs_dim, self.env.act_dim,
                                    self.device, seed=self.seeds.buffer)
@@ -130,7 +124,7 @@ class Trainer:
             self.logger.close()
         final_eval = self._last_eval
         if cfg.checkpoint:
-            self.save_checkpoint(self.run_dir / "checkpoint.pt")
+            self.save_checkpoint(self.run_dir / CHECKPOINT_NAME)
         plot = self._plot() if cfg.plot else None
         summary = self._write_summary(final_eval, plot)
         return RunResult(self.run_dir, summary, final_eval)
@@ -215,7 +209,7 @@ class Trainer:
                 "cost_mask_terminal": self.task.cost_mask_terminal,
             },
             "device": str(self.device),
-            "torch_version": torch.__version__,
+            "torch_version": str(torch.__version__),
         }
 
     def _write_config(self) -> None:
@@ -259,7 +253,7 @@ class Trainer:
             "cum_train_cost": self.cum_train_cost,
             "final_lambda": last["lambda"],
             "run_dir": str(self.run_dir),
-            "checkpoint": str(self.run_dir / "checkpoint.pt") if self.cfg.checkpoint else None,
+            "checkpoint": str(self.run_dir / CHECKPOINT_NAME) if self.cfg.checkpoint else None,
             "plot": str(plot) if plot else None,
         }
         _atomic_write_text(self.run_dir / "summary.json", json.dumps(summary, indent=2))

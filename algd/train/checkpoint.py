@@ -1,0 +1,124 @@
+"""Loading a finished (or interrupted) run back: config, task, agent and its weights.
+
+    run = load_run("runs/PointDetour/algd-vesde/seed0-…", device="cpu")
+    actions = run.agent.act_np(obs, deterministic=True)
+
+Checkpoints are plain ``torch.save`` dictionaries of tensors, numbers and strings (loaded with
+``weights_only=True``); a run trained on a GPU loads on a CPU.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from algd.algos.base import Agent, EnvInfo
+from algd.algos.registry import AlgoSpec, get_algo
+from algd.config import ConfigError, TrainConfig, config_from_dict
+from algd.envs.core import ConstrainedVecEnv
+from algd.envs.registry import TaskSpec, get_task
+from algd.train.seeding import resolve_device
+
+CHECKPOINT_FORMAT = 1
+CHECKPOINT_NAME = "checkpoint.pt"
+
+
+class CheckpointError(ConfigError):
+    """A run directory or checkpoint cannot be used; the message says why and what to do."""
+
+
+def env_info_for(env: ConstrainedVecEnv, task: TaskSpec, threshold: float) -> EnvInfo:
+    """The facts an agent needs about ``env`` (spaces) and ``task`` (threshold, masking)."""
+    space = env.single_action_space
+    return EnvInfo(
+        obs_dim=env.obs_dim, act_dim=env.act_dim,
+        action_low=np.asarray(space.low, dtype=np.float32),
+        action_high=np.asarray(space.high, dtype=np.float32),
+        cost_threshold=threshold, cost_mask_terminal=task.cost_mask_terminal,
+    )
+
+
+@dataclass
+class LoadedRun:
+    run_dir: Path
+    config: dict[str, Any]  #: the resolved config.json
+    train_cfg: TrainConfig
+    algo_cfg: Any
+    algo: AlgoSpec
+    task: TaskSpec
+    agent: Agent
+    cost_limit: float
+    threshold: float
+    env_steps: int  #: environment steps at which the checkpoint was written
+    checkpoint: dict[str, Any]  #: the raw checkpoint (resume reads the rest of its state)
+
+
+def read_config(run_dir: Path) -> dict[str, Any]:
+    path = Path(run_dir) / "config.json"
+    if not path.exists():
+        raise CheckpointError(f"{run_dir} is not a run directory (no config.json)")
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError as exc:
+        raise CheckpointError(f"{path} is not valid JSON ({exc.msg}); the run cannot be loaded") \
+            from None
+
+
+def read_checkpoint(path: Path, device: torch.device | str = "cpu") -> dict[str, Any]:
+    """Load a checkpoint file, turning every failure into a one-line :class:`CheckpointError`."""
+    path = Path(path)
+    if not path.exists():
+        raise CheckpointError(f"no checkpoint at {path}; train (or resume) the run first")
+    try:
+        state = torch.load(path, map_location=device, weights_only=True)
+    except Exception as exc:  # truncated, corrupt or foreign file
+        raise CheckpointError(
+            f"checkpoint {path} is corrupt or truncated ({type(exc).__name__}); "
+            "delete it and resume from an earlier copy, or retrain"
+        ) from None
+    if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
+        raise CheckpointError(
+            f"checkpoint {path} has format {state.get('format') if isinstance(state, dict) else '?'}"
+            f", this algd reads format {CHECKPOINT_FORMAT}"
+        )
+    return state
+
+
+def load_run(
+    run_dir: Path | str, device: str = "cpu", checkpoint: str = CHECKPOINT_NAME
+) -> LoadedRun:
+    """Rebuild the agent of a run directory and load its checkpoint's weights."""
+    run_dir = Path(run_dir)
+    config = read_config(run_dir)
+    try:
+        train_cfg = config_from_dict(TrainConfig, config["train"])
+        spec = get_algo(train_cfg.algo)
+        algo_cfg = config_from_dict(spec.config_cls, config["algo"])
+        task = get_task(train_cfg.env)
+        cost_limit = float(config["task"]["cost_limit"])
+        threshold = float(config["task"]["critic_threshold"])
+    except (KeyError, TypeError) as exc:
+        raise CheckpointError(f"{run_dir}/config.json is incomplete or from another version "
+                              f"({exc})") from None
+    dev = resolve_device(device)
+    state = read_checkpoint(run_dir / checkpoint, dev)
+    if state.get("algo") != train_cfg.algo:
+        raise CheckpointError(f"checkpoint holds {state.get('algo')!r}, config says "
+                              f"{train_cfg.algo!r}")
+    env = task.make(1)
+    agent = spec.agent_cls(env_info_for(env, task, threshold), algo_cfg, dev)
+    env.close()
+    try:
+        agent.load_state_dict(state["agent"])
+    except (RuntimeError, KeyError) as exc:
+        first = str(exc).strip().splitlines()[0]
+        raise CheckpointError(f"checkpoint {run_dir / checkpoint} does not fit the configured "
+                              f"agent ({first})") from None
+    agent.eval()
+    return LoadedRun(run_dir, config, train_cfg, algo_cfg, spec, task, agent, cost_limit,
+                     threshold, int(state.get("env_steps", 0)), state)
