@@ -2,6 +2,7 @@
 
     algd train [--algo NAME] [--env NAME] [--preset NAME] [--seed N] [--steps N] [--out DIR]
                [--device auto|cpu|cuda] [--<any config field> VALUE ...]
+    algd train --resume RUN_DIR [--steps N]
     algd algos | envs | presets
 
 Every field of the training config and of the chosen algorithm's config is a flag
@@ -15,6 +16,7 @@ import argparse
 import dataclasses
 import sys
 import types
+from pathlib import Path
 from typing import Any, Literal, Sequence, Union, get_args, get_origin
 
 from algd.config import (
@@ -26,6 +28,13 @@ from algd.config import (
     load_preset,
     resolved_types,
 )
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, but errors are one-line :class:`ConfigError`s (printed by ``main``)."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        raise ConfigError(f"{message} (see `{self.prog} --help`)")
 
 
 def _metavar(tp: Any) -> str:
@@ -63,7 +72,7 @@ def _train_parser(algo_name: str, prog: str) -> argparse.ArgumentParser:
     from algd.algos.registry import get_algo
 
     spec = get_algo(algo_name)
-    p = argparse.ArgumentParser(
+    p = _Parser(
         prog=prog,
         description=f"Train an agent. Showing the options of --algo {algo_name}: "
         f"{spec.description}",
@@ -73,6 +82,9 @@ def _train_parser(algo_name: str, prog: str) -> argparse.ArgumentParser:
                    help="algorithm (`algd algos`; default: algd-vesde)")
     p.add_argument("--preset", default=argparse.SUPPRESS,
                    help="named settings to start from (`algd presets`)")
+    p.add_argument("--resume", metavar="RUN_DIR", default=argparse.SUPPRESS,
+                   help="continue an interrupted run from its checkpoint (only --steps, "
+                   "--device, --progress, --plot, --torch-threads, --checkpoint-every may change)")
     _add_dataclass_flags(p.add_argument_group("run"), TrainConfig, {})
     _add_dataclass_flags(p.add_argument_group(f"algorithm ({algo_name})"), spec.config_cls,
                          spec.defaults)
@@ -83,7 +95,7 @@ def resolve_train_args(argv: Sequence[str]) -> tuple[TrainConfig, Any]:
     """Turn ``algd train`` arguments into validated (TrainConfig, algorithm config)."""
     from algd.algos.registry import get_algo
 
-    pre = argparse.ArgumentParser(add_help=False)
+    pre = _Parser(add_help=False, prog="algd train")
     pre.add_argument("--algo")
     pre.add_argument("--preset")
     known, _ = pre.parse_known_args(argv)
@@ -108,13 +120,41 @@ def resolve_train_args(argv: Sequence[str]) -> tuple[TrainConfig, Any]:
     return train_cfg, algo_cfg
 
 
+def _resume_args(argv: Sequence[str]) -> tuple[str | None, dict[str, Any]]:
+    """Split ``--resume RUN_DIR`` from the (few) flags a resumed run may change."""
+    pre = _Parser(add_help=False, prog="algd train")
+    pre.add_argument("--resume")
+    known, rest = pre.parse_known_args(argv)
+    if known.resume is None:
+        return None, {}
+    from algd.train.checkpoint import read_config
+
+    config = read_config(Path(known.resume))
+    algo_name = config.get("train", {}).get("algo", TrainConfig.algo)
+    overrides = vars(_train_parser(algo_name, "algd train --resume RUN_DIR").parse_args(rest))
+    overrides.pop("preset", None)
+    if "algo" in overrides and overrides["algo"] == algo_name:
+        overrides.pop("algo")
+    return known.resume, overrides
+
+
 def cmd_train(argv: Sequence[str]) -> int:
     from algd.analysis.plots import format_duration
-    from algd.train.loop import Trainer
+    from algd.train.loop import NonFiniteError, Trainer, TrainingInterrupted, resume_run
 
-    train_cfg, algo_cfg = resolve_train_args(argv)
-    trainer = Trainer(train_cfg, algo_cfg)
-    res = trainer.run()
+    try:
+        resume_dir, overrides = _resume_args(argv)
+        if resume_dir is not None:
+            res = resume_run(resume_dir, overrides)
+        else:
+            train_cfg, algo_cfg = resolve_train_args(argv)
+            res = Trainer(train_cfg, algo_cfg).run()
+    except TrainingInterrupted as exc:
+        print(f"\nalgd: {exc}", file=sys.stderr)
+        return 128 + exc.signum
+    except NonFiniteError as exc:
+        print(f"\nalgd: error: {exc}", file=sys.stderr)
+        return 1
     s = res.summary
     ok = "satisfied" if s["constraint_satisfied"] else "VIOLATED"
     kind = "discounted " if s["cost_budget_kind"] == "discounted" else ""

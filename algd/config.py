@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import ast
 import dataclasses
+import math
 import inspect
 import textwrap
 import types
@@ -73,7 +74,9 @@ class TrainConfig:
     progress: bool = True
     """show a progress bar"""
     checkpoint: bool = True
-    """save the final checkpoint (checkpoint.pt) in the run directory"""
+    """write checkpoint.pt (every checkpoint_every steps, on SIGINT/SIGTERM, and at the end)"""
+    checkpoint_every: int = 10_000
+    """environment steps between periodic checkpoints (0: only on signals and at the end)"""
     plot: bool = True
     """draw learning curves (and, on 2-D tasks, sampled paths of the final policy) to curves.png"""
 
@@ -81,11 +84,11 @@ class TrainConfig:
         """Raise :class:`ConfigError` for values that cannot work."""
         _positive(self, "steps", "num_envs", "batch_size", "buffer_size", "eval_every",
                   "eval_episodes")
-        _non_negative(self, "warmup_steps", "utd")
+        _non_negative(self, "warmup_steps", "utd", "checkpoint_every")
         if self.torch_threads is not None and self.torch_threads < 1:
             raise ConfigError(f"torch_threads must be >= 1, got {self.torch_threads}")
-        if self.cost_limit is not None and self.cost_limit < 0:
-            raise ConfigError(f"cost_limit must be >= 0, got {self.cost_limit}")
+        if self.cost_limit is not None and not (0 <= self.cost_limit < math.inf):
+            raise ConfigError(f"cost_limit must be >= 0 and finite, got {self.cost_limit}")
         if self.batch_size > self.buffer_size:
             raise ConfigError(
                 f"batch_size ({self.batch_size}) is larger than buffer_size ({self.buffer_size}); "
@@ -102,15 +105,15 @@ class TrainConfig:
 def _positive(cfg: Any, *names: str) -> None:
     for n in names:
         v = getattr(cfg, n)
-        if not v > 0:
-            raise ConfigError(f"{n} must be > 0, got {v}")
+        if not (v > 0 and math.isfinite(v)):
+            raise ConfigError(f"{n} must be > 0 and finite, got {v}")
 
 
 def _non_negative(cfg: Any, *names: str) -> None:
     for n in names:
         v = getattr(cfg, n)
-        if not v >= 0:
-            raise ConfigError(f"{n} must be >= 0, got {v}")
+        if not (v >= 0 and math.isfinite(v)):
+            raise ConfigError(f"{n} must be >= 0 and finite, got {v}")
 
 
 def _in_range(cfg: Any, name: str, low: float, high: float, *, low_open: bool = False,

@@ -2,16 +2,27 @@
 
     reset envs → repeat: act (warm-up or policy) → step → store → maybe update (utd per step)
                  → every ``eval_every`` steps: evaluate on a separate env, log one metrics row
+                 → every ``checkpoint_every`` steps: write a full checkpoint (atomically)
     → final checkpoint, summary.json, learning-curve plot
 
 Per-update diagnostics stay on the device and are averaged when a row is logged, so the update
-path never waits for the host.
+path never waits for the host; a device-side finiteness flag is read every ``FINITE_CHECK_EVERY``
+updates.
+
+A checkpoint holds everything the loop needs to continue exactly: agent (networks, targets,
+optimisers, λ), replay buffer, the training environment's state when it can be saved (the
+built-in task can; simulator-backed tasks are reset on resume), every RNG, the counters and the
+metrics position. ``Trainer.resume(run_dir)`` continues an interrupted run; on CPU the result is
+bit-identical to an uninterrupted run when the environment state is saved.
 """
 
 from __future__ import annotations
 
 import json
 import math
+import random
+import signal
+import threading
 import time
 from dataclasses import dataclass
 from datetime import datetime
@@ -24,17 +35,40 @@ from torch import Tensor
 
 from algd.algos.base import Agent
 from algd.algos.registry import AlgoSpec, get_algo
-from algd.config import ConfigError, TrainConfig, config_to_dict
+from algd.buffers.replay import ReplayBuffer
+from algd.config import ConfigError, TrainConfig, config_from_dict, config_to_dict
 from algd.envs.registry import TaskSpec, get_task
 from algd.lagrangian.threshold import critic_threshold
-from algd.buffers.replay import ReplayBuffer
-from algd.train.checkpoint import CHECKPOINT_FORMAT, CHECKPOINT_NAME, env_info_for
+from algd.train.checkpoint import (
+    CHECKPOINT_FORMAT,
+    CHECKPOINT_NAME,
+    CheckpointError,
+    env_info_for,
+    read_checkpoint,
+    read_config,
+)
 from algd.train.evaluate import EvalResult, evaluate
-from algd.train.logger import CORE_COLUMNS, MetricsLogger
+from algd.train.logger import CORE_COLUMNS, MetricsLogger, read_metrics
 from algd.train.seeding import SeedStreams, resolve_device
 
 DIAGNOSTICS = ("critic_loss", "cost_critic_loss", "actor_loss", "score_loss", "q", "qc_ucb",
                "violation")
+FINITE_CHECK_EVERY = 50  #: updates between reads of the device-side finiteness flag
+
+
+class TrainingInterrupted(Exception):
+    """SIGINT/SIGTERM arrived; a checkpoint was written. ``str()`` says how to resume."""
+
+    def __init__(self, signum: int, run_dir: Path, env_steps: int, saved: bool = True) -> None:
+        self.signum, self.run_dir, self.env_steps = signum, run_dir, env_steps
+        name = signal.Signals(signum).name
+        tail = (f"checkpoint saved. Resume with: algd train --resume {run_dir}" if saved else
+                "checkpoints are disabled (--checkpoint false), so the run cannot be resumed")
+        super().__init__(f"{name} received at environment step {env_steps}; {tail}")
+
+
+class NonFiniteError(RuntimeError):
+    """A loss, critic value or action became NaN/inf; the last good checkpoint is kept."""
 
 
 @dataclass
@@ -81,51 +115,83 @@ class Trainer:
         self.buffer = ReplayBuffer(cfg.buffer_size, self.env.obs_dim, self.env.act_dim,
                                    self.device, seed=self.seeds.buffer)
         self._action_rng = np.random.default_rng(self.seeds.env + 1)
-        # counters and running statistics
+        # counters and running statistics (all of it is checkpointed)
         self.env_steps = 0
         self.cum_train_cost = 0.0
         self._update_credit = 0.0
+        self._next_eval = cfg.eval_every
+        self._next_checkpoint = cfg.checkpoint_every or math.inf
         self._episodes: list[tuple[float, float]] = []  # (return, cost) since the last row
         self._recent: list[tuple[float, float]] = []  # last few episodes, for the progress bar
         self._diag_sum: dict[str, Tensor] = {}
         self._diag_count = 0
+        self._finite = torch.ones((), dtype=torch.bool, device=self.device)
+        self._checked_updates = 0
+        self._wall_offset = 0.0  # wall time spent before a resume
+        self._obs: np.ndarray | None = None
+        self._stop_signal: int | None = None
         self.rows: list[dict[str, Any]] = []
 
     # -- the run --------------------------------------------------------------------------------
-    def run(self, run_dir: Path | None = None) -> RunResult:
-        cfg = self.cfg
-        self.run_dir = Path(run_dir or cfg.out or default_run_dir(cfg))
+    def run(self, run_dir: Path | str | None = None) -> RunResult:
+        """Start a fresh run in ``run_dir`` (or ``cfg.out``, or a new directory under runs/)."""
+        self.run_dir = Path(run_dir or self.cfg.out or default_run_dir(self.cfg))
         _prepare_run_dir(self.run_dir)
         self._write_config()
-        columns = list(CORE_COLUMNS) + list(DIAGNOSTICS)
-        tb_dir = self.run_dir / "tb" if cfg.tensorboard else None
-        self.logger = MetricsLogger(self.run_dir / "metrics.csv", columns, tb_dir)
-        self._start = time.perf_counter()
-        self._last_row_time, self._last_row_steps, self._last_row_updates = self._start, 0, 0
-
-        bar = _progress_bar(cfg.steps, f"{cfg.algo} on {cfg.env}", enabled=cfg.progress)
-        obs = self.env.reset(seed=self.seeds.env)
+        self._open_logger()
+        self._obs = self.env.reset(seed=self.seeds.env)
         self._log_row(self._evaluate())  # the untrained policy, at step 0
-        next_eval = cfg.eval_every
+        return self._loop()
+
+    def resume(self, run_dir: Path | str) -> RunResult:
+        """Continue the run in ``run_dir`` from its checkpoint (see :func:`resume_run`)."""
+        self.run_dir = Path(run_dir)
+        state = read_checkpoint(self.run_dir / CHECKPOINT_NAME, self.device)
+        self._restore(state)
+        self._open_logger(keep_rows=state["trainer"]["rows_logged"])
+        self.rows = _rows_as_dicts(self.run_dir / "metrics.csv")
+        if self.env_steps >= self.cfg.steps:  # nothing left to do: just finish the files
+            self.logger.close()
+            return self._finish()
+        return self._loop()
+
+    def _loop(self) -> RunResult:
+        cfg = self.cfg
+        bar = _progress_bar(cfg.steps, f"{cfg.algo} on {cfg.env}", enabled=cfg.progress,
+                            initial=self.env_steps)
+        handlers = self._install_signal_handlers()
         try:
             while self.env_steps < cfg.steps:
-                obs = self._collect(obs)
+                self._obs = self._collect(self._obs)
                 bar.update(self.env.num_envs)
                 if self.env_steps > cfg.warmup_steps:
                     self._train()
-                if self.env_steps >= next_eval or self.env_steps >= cfg.steps:
+                if self.env_steps >= self._next_eval or self.env_steps >= cfg.steps:
                     row = self._log_row(self._evaluate())
-                    next_eval += cfg.eval_every
+                    self._next_eval += cfg.eval_every
                     bar.set_postfix_str(_postfix(row), refresh=False)
                 elif self._recent and self.env_steps % (50 * self.env.num_envs) == 0:
                     bar.set_postfix_str(_postfix_recent(self._recent), refresh=False)
+                if self.env_steps >= self._next_checkpoint and self.env_steps < cfg.steps:
+                    self._next_checkpoint += cfg.checkpoint_every
+                    if cfg.checkpoint:
+                        self.save_checkpoint()
+                if self._stop_signal is not None:
+                    if cfg.checkpoint:
+                        self.save_checkpoint()
+                    raise TrainingInterrupted(self._stop_signal, self.run_dir, self.env_steps,
+                                              saved=cfg.checkpoint)
         finally:
+            self._restore_signal_handlers(handlers)
             bar.close()
             self.logger.close()
-        final_eval = self._last_eval
-        if cfg.checkpoint:
-            self.save_checkpoint(self.run_dir / CHECKPOINT_NAME)
-        plot = self._plot() if cfg.plot else None
+        return self._finish()
+
+    def _finish(self) -> RunResult:
+        if self.cfg.checkpoint:
+            self.save_checkpoint()
+        final_eval = self._last_eval if hasattr(self, "_last_eval") else self._evaluate()
+        plot = self._plot() if self.cfg.plot else None
         summary = self._write_summary(final_eval, plot)
         return RunResult(self.run_dir, summary, final_eval)
 
@@ -138,6 +204,9 @@ class Trainer:
                                                size=(self.env.num_envs, self.env.act_dim))
         else:
             actions = self.agent.act_np(obs, deterministic=False)
+            if not np.isfinite(actions).all():
+                self._check_finite()  # name the root cause (a loss or critic) if there is one
+                raise self._non_finite("the policy's actions")
         step = self.env.step(actions)
         self.buffer.add(obs, actions, step.reward, step.cost, step.final_obs, step.terminated)
         self.env_steps += self.env.num_envs
@@ -156,12 +225,34 @@ class Trainer:
         while self._update_credit >= 1.0:
             self._update_credit -= 1.0
             diag = self.agent.update(self.buffer.sample(self.cfg.batch_size))
-            for k, v in diag.items():
+            values = torch.stack(list(diag.values()))
+            self._finite &= torch.isfinite(values).all()  # stays on the device
+            for k, v in zip(diag, values):
                 if k in self._diag_sum:
                     self._diag_sum[k].add_(v)
                 else:
                     self._diag_sum[k] = v.clone()
             self._diag_count += 1
+        if self.agent.num_updates - self._checked_updates >= FINITE_CHECK_EVERY:
+            self._check_finite()
+
+    def _check_finite(self) -> None:
+        """Read the finiteness flag (one host sync) and stop the run if anything went NaN/inf."""
+        self._checked_updates = self.agent.num_updates
+        if bool(self._finite):
+            return
+        bad = [k for k, v in self._diag_sum.items() if not torch.isfinite(v)]
+        raise self._non_finite(", ".join(bad) or "a loss or critic value")
+
+    def _non_finite(self, what: str) -> NonFiniteError:
+        ck = self.run_dir / CHECKPOINT_NAME
+        kept = (f"the last good checkpoint ({ck}) is kept" if ck.exists()
+                else "no checkpoint was written before it")
+        return NonFiniteError(
+            f"{what} became non-finite by environment step {self.env_steps} "
+            f"(update {self.agent.num_updates}); {kept}. Lower the learning rates, check the "
+            "task's rewards/costs, or resume from the checkpoint with another seed."
+        )
 
     def _evaluate(self) -> EvalResult:
         self._last_eval = evaluate(
@@ -171,6 +262,7 @@ class Trainer:
         return self._last_eval
 
     def _log_row(self, ev: EvalResult) -> dict[str, Any]:
+        self._check_finite()
         now = time.perf_counter()
         dt = max(now - self._last_row_time, 1e-9)
         updates = self.agent.num_updates
@@ -186,7 +278,7 @@ class Trainer:
             "lambda": float(self.agent.lagrange_multiplier),
             "updates_per_s": (updates - self._last_row_updates) / dt,
             "env_steps_per_s": (self.env_steps - self._last_row_steps) / dt,
-            "wall_s": now - self._start,
+            "wall_s": self._wall_offset + now - self._start,
         }
         if self._diag_count:
             means = torch.stack([self._diag_sum[k] for k in self._diag_sum]) / self._diag_count
@@ -196,6 +288,133 @@ class Trainer:
         self.logger.log(row)
         self.rows.append(row)
         return row
+
+    def _open_logger(self, keep_rows: int | None = None) -> None:
+        path = self.run_dir / "metrics.csv"
+        if keep_rows is not None:
+            _truncate_csv(path, keep_rows)
+        columns = list(CORE_COLUMNS) + list(DIAGNOSTICS)
+        tb_dir = self.run_dir / "tb" if self.cfg.tensorboard else None
+        self.logger = MetricsLogger(path, columns, tb_dir)
+        self._start = time.perf_counter()
+        self._last_row_time = self._start
+        if keep_rows is None:
+            self._last_row_steps, self._last_row_updates = 0, 0
+
+    # -- signals --------------------------------------------------------------------------------
+    def _install_signal_handlers(self) -> dict[int, Any]:
+        if threading.current_thread() is not threading.main_thread():
+            return {}  # signals can only be handled on the main thread
+
+        def handler(signum: int, frame: Any) -> None:
+            if self._stop_signal is not None:  # a second signal: stop at once
+                raise KeyboardInterrupt
+            self._stop_signal = signum
+
+        previous = {}
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            previous[sig] = signal.signal(sig, handler)
+        return previous
+
+    @staticmethod
+    def _restore_signal_handlers(previous: dict[int, Any]) -> None:
+        for sig, h in previous.items():
+            signal.signal(sig, h)
+
+    # -- checkpoints ----------------------------------------------------------------------------
+    def state_dict(self) -> dict[str, Any]:
+        """Everything needed to continue this run exactly (see the module docstring)."""
+        env_state = self.env.state_dict() if hasattr(self.env, "state_dict") else None
+        trainer = {
+            "env_steps": self.env_steps,
+            "cum_train_cost": self.cum_train_cost,
+            "update_credit": self._update_credit,
+            "next_eval": self._next_eval,
+            "next_checkpoint": self._next_checkpoint,
+            "episodes": self._episodes,
+            "recent": self._recent,
+            "diag_sum": self._diag_sum,
+            "diag_count": self._diag_count,
+            "checked_updates": self._checked_updates,
+            "rows_logged": len(self.rows),
+            "last_row_steps": self._last_row_steps,
+            "last_row_updates": self._last_row_updates,
+            "wall_s": self._wall_offset + time.perf_counter() - self._start,
+            "obs": _to_tensors(self._obs),
+            "env": _to_tensors(env_state),
+            "rng": {
+                "torch": torch.get_rng_state(),
+                "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+                "python": _to_tensors(random.getstate()),
+                "action": _to_tensors(self._action_rng.bit_generator.state),
+            },
+        }
+        return {
+            "format": CHECKPOINT_FORMAT,
+            "algo": self.cfg.algo,
+            "config": self.resolved_config(),
+            "env_steps": self.env_steps,
+            "agent": self.agent.state_dict(),
+            "buffer": self.buffer.state_dict(),
+            "trainer": trainer,
+        }
+
+    def save_checkpoint(self, path: Path | None = None) -> Path:
+        """Write the checkpoint atomically (temp file + rename): a crash never corrupts the last
+        good one. Refuses to save a state that went non-finite."""
+        self._check_finite()
+        path = Path(path or self.run_dir / CHECKPOINT_NAME)
+        tmp = path.with_name(path.name + ".tmp")
+        torch.save(self.state_dict(), tmp)
+        tmp.replace(path)
+        return path
+
+    def _restore(self, state: dict[str, Any]) -> None:
+        saved = state.get("config", {})
+        mine = self.resolved_config()
+        for part in ("algo", "task"):
+            if saved.get(part) != mine[part]:
+                raise CheckpointError(
+                    f"the checkpoint in {self.run_dir} was written with a different {part} "
+                    "configuration; resume with the run's own config.json"
+                )
+        if state.get("algo") != self.cfg.algo:
+            raise CheckpointError(f"checkpoint holds {state.get('algo')!r}, not {self.cfg.algo!r}")
+        try:
+            self.agent.load_state_dict(state["agent"])
+            self.buffer.load_state_dict(state["buffer"])
+            t = state["trainer"]
+        except (KeyError, RuntimeError, ValueError) as exc:
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise CheckpointError(f"checkpoint in {self.run_dir} cannot be restored ({first})") \
+                from None
+        self.env_steps = int(t["env_steps"])
+        self.cum_train_cost = float(t["cum_train_cost"])
+        self._update_credit = float(t["update_credit"])
+        self._next_eval = t["next_eval"]
+        saved_every = saved.get("train", {}).get("checkpoint_every")
+        self._next_checkpoint = (t["next_checkpoint"] if saved_every == self.cfg.checkpoint_every
+                                 else self.env_steps + (self.cfg.checkpoint_every or math.inf))
+        self._episodes = [tuple(e) for e in t["episodes"]]
+        self._recent = [tuple(e) for e in t["recent"]]
+        self._diag_sum = {k: v.to(self.device) for k, v in t["diag_sum"].items()}
+        self._diag_count = int(t["diag_count"])
+        self._checked_updates = int(t["checked_updates"])
+        self._last_row_steps = int(t["last_row_steps"])
+        self._last_row_updates = int(t["last_row_updates"])
+        self._wall_offset = float(t["wall_s"])
+        rng = t["rng"]
+        torch.set_rng_state(rng["torch"])
+        if rng["cuda"] and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(rng["cuda"])
+        random.setstate(_from_tensors(rng["python"], tuple_types=True))
+        self._action_rng.bit_generator.state = _from_tensors(rng["action"])
+        env_state = _from_tensors(t["env"])
+        if env_state is not None and hasattr(self.env, "load_state_dict"):
+            self.env.load_state_dict(env_state)
+            self._obs = np.asarray(_from_tensors(t["obs"]), dtype=np.float32)
+        else:  # simulator state cannot be saved: start fresh episodes (documented)
+            self._obs = self.env.reset(seed=self.seeds.env + self.env_steps)
 
     # -- files ----------------------------------------------------------------------------------
     def resolved_config(self) -> dict[str, Any]:
@@ -259,33 +478,95 @@ class Trainer:
         _atomic_write_text(self.run_dir / "summary.json", json.dumps(summary, indent=2))
         return summary
 
-    def save_checkpoint(self, path: Path) -> None:
-        """Write the agent (networks, targets, optimisers, λ) with the run's config and counters."""
-        state = {
-            "format": CHECKPOINT_FORMAT,
-            "algo": self.cfg.algo,
-            "config": self.resolved_config(),
-            "env_steps": self.env_steps,
-            "agent": self.agent.state_dict(),
-        }
-        tmp = path.with_suffix(path.suffix + ".tmp")
-        torch.save(state, tmp)
-        tmp.replace(path)
+
+# -- resume ------------------------------------------------------------------------------------
+#: fields a resumed run may change (everything else must match the run's config.json)
+RESUMABLE_OVERRIDES = ("steps", "progress", "device", "torch_threads", "plot", "checkpoint_every")
+
+
+def resume_run(run_dir: Path | str, overrides: dict[str, Any] | None = None) -> RunResult:
+    """Continue the run in ``run_dir`` from its last checkpoint.
+
+    Only the fields in :data:`RESUMABLE_OVERRIDES` may be changed (e.g. ``steps`` to extend a
+    run); anything else raises :class:`ConfigError`, because it would not be the same run.
+    """
+    run_dir = Path(run_dir)
+    config = read_config(run_dir)
+    overrides = dict(overrides or {})
+    bad = sorted(set(overrides) - set(RESUMABLE_OVERRIDES))
+    if bad:
+        raise ConfigError(
+            f"--resume continues the run with its own config; only "
+            f"{', '.join(RESUMABLE_OVERRIDES)} may be changed, not {', '.join(bad)}"
+        )
+    try:
+        train_values = {**config["train"], **overrides, "out": str(run_dir)}
+        train_cfg = config_from_dict(TrainConfig, train_values)
+        spec = get_algo(train_cfg.algo)
+        algo_cfg = config_from_dict(spec.config_cls, config["algo"])
+    except (KeyError, TypeError) as exc:
+        raise CheckpointError(f"{run_dir}/config.json is incomplete ({exc})") from None
+    trainer = Trainer(train_cfg, algo_cfg)
+    result = trainer.resume(run_dir)
+    if overrides.get("steps") is not None:  # keep config.json truthful about the run's length
+        trainer._write_config()
+    return result
 
 
 # -- helpers ------------------------------------------------------------------------------------
 def _prepare_run_dir(path: Path) -> None:
     if path.exists() and any(path.iterdir()):
+        what = "another run" if (path / "config.json").exists() else "files"
         raise ConfigError(
-            f"run directory {path} already holds files; choose a new --out (nothing was written)"
+            f"run directory {path} already holds {what}; choose a new --out, or continue it "
+            f"with `algd train --resume {path}` (nothing was written)"
         )
     path.mkdir(parents=True, exist_ok=True)
 
 
 def _atomic_write_text(path: Path, text: str) -> None:
-    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp = path.with_name(path.name + ".tmp")
     tmp.write_text(text + "\n")
     tmp.replace(path)
+
+
+def _truncate_csv(path: Path, rows: int) -> None:
+    """Keep the header and the first ``rows`` data rows (rows written after the checkpoint will
+    be produced again by the resumed run)."""
+    if not path.exists():
+        raise CheckpointError(f"{path} is missing; the run cannot be resumed")
+    lines = path.read_text().splitlines(keepends=True)
+    if len(lines) < rows + 1:
+        raise CheckpointError(f"{path} has fewer rows than its checkpoint recorded ({rows})")
+    _atomic_write_text(path, "".join(lines[: rows + 1]).rstrip("\n"))
+
+
+def _rows_as_dicts(path: Path) -> list[dict[str, Any]]:
+    cols = read_metrics(path)
+    n = len(next(iter(cols.values()), []))
+    return [{k: v[i] for k, v in cols.items()} for i in range(n)]
+
+
+def _to_tensors(x: Any) -> Any:
+    """numpy arrays → tensors, recursively (checkpoints load with weights_only=True)."""
+    if isinstance(x, np.ndarray):
+        return torch.from_numpy(x.copy())
+    if isinstance(x, dict):
+        return {k: _to_tensors(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [_to_tensors(v) for v in x]
+    return x
+
+
+def _from_tensors(x: Any, tuple_types: bool = False) -> Any:
+    if isinstance(x, Tensor):
+        return x.numpy()
+    if isinstance(x, dict):
+        return {k: _from_tensors(v, tuple_types) for k, v in x.items()}
+    if isinstance(x, list):
+        items = [_from_tensors(v, tuple_types) for v in x]
+        return tuple(items) if tuple_types else items
+    return x
 
 
 def _postfix(row: dict[str, Any]) -> str:
@@ -304,12 +585,13 @@ class _NoBar:
     def close(self) -> None: ...
 
 
-def _progress_bar(total: int, desc: str, enabled: bool) -> Any:
+def _progress_bar(total: int, desc: str, enabled: bool, initial: int = 0) -> Any:
     if not enabled:
         return _NoBar()
     from tqdm.auto import tqdm
 
-    return tqdm(total=total, desc=desc, unit="step", dynamic_ncols=True, smoothing=0.05)
+    return tqdm(total=total, desc=desc, unit="step", dynamic_ncols=True, smoothing=0.05,
+                initial=initial)
 
 
 def train(cfg: TrainConfig, algo_overrides: dict[str, Any] | None = None) -> RunResult:

@@ -1,0 +1,67 @@
+"""Property: any configuration is either accepted and trains, or rejected with a one-line error
+(exit code 2) — never a traceback (issue 6)."""
+
+import math
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from algd.cli import main
+
+NUM = st.one_of(
+    st.integers(-3, 70),
+    st.floats(allow_nan=True, allow_infinity=True, width=32),
+    st.sampled_from(["abc", "", "1e2", "-0", "nan", "inf", "none"]),
+)
+FIELDS = {
+    "steps": st.integers(-2, 70),
+    "warmup-steps": st.integers(-2, 70),
+    "batch-size": st.integers(-2, 64),
+    "buffer-size": st.integers(-2, 200),
+    "utd": NUM,
+    "num-envs": st.integers(-1, 3),
+    "eval-every": st.integers(-1, 80),
+    "eval-episodes": st.integers(-1, 3),
+    "cost-limit": NUM,
+    "diffusion-steps": st.integers(-1, 6),
+    "rho": NUM,
+    "mc-samples": st.integers(-1, 5),
+    "temperature": NUM,
+    "ucb-k": NUM,
+    "gamma": NUM,
+    "tau": NUM,
+    "sigma-max": NUM,
+    "variant": st.sampled_from(["vesde", "ddpm", "flow", ""]),
+    "energy": st.sampled_from(["augmented", "lagrangian", "exact"]),
+    "seed": st.integers(-2, 5),
+}
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow,
+                                                                  HealthCheck.function_scoped_fixture])
+@given(st.dictionaries(st.sampled_from(sorted(FIELDS)), st.just(None), max_size=6).flatmap(
+    lambda keys: st.fixed_dictionaries({k: FIELDS[k] for k in keys})))
+def test_random_configs_run_or_fail_with_a_one_line_error(tmp_path_factory, capsys, values):
+    out = tmp_path_factory.mktemp("prop") / "run"
+    argv = ["train", "--out", str(out), "--progress", "false", "--plot", "false",
+            "--policy-hidden", "8", "--critic-hidden", "8,8", "--checkpoint", "false"]
+    values.setdefault("steps", 40)
+    values.setdefault("warmup-steps", 20)
+    values.setdefault("batch-size", 16)
+    values.setdefault("eval-episodes", 1)
+    for k, v in values.items():
+        argv += [f"--{k}", str(v)]
+    code = main(argv)
+    captured = capsys.readouterr()
+    assert code in (0, 2), captured.err
+    if code == 2:
+        err = captured.err.strip()
+        assert err.startswith("algd: error:") and len(err.splitlines()) == 1, err
+        assert "Traceback" not in err
+        assert not (out / "metrics.csv").exists()  # rejected before anything was written
+    else:
+        assert (out / "summary.json").exists()
+        # accepted values really were sane
+        for k in ("rho", "temperature"):
+            if k in values:
+                assert math.isfinite(float(values[k])) and float(values[k]) > 0

@@ -1,0 +1,167 @@
+"""Never lose a run: exact resume, signals, non-finite values, corrupt checkpoints (issue 6)."""
+
+import csv
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from algd.algos import get_algo
+from algd.cli import main
+from algd.config import TrainConfig
+from algd.envs import PointDetourVec, TaskSpec, register_task
+from algd.train import Trainer
+from algd.train.checkpoint import CheckpointError, load_run, read_checkpoint
+from algd.train.loop import NonFiniteError, resume_run
+
+TINY = dict(warmup_steps=100, eval_every=100, eval_episodes=2, batch_size=32, progress=False,
+            plot=False, torch_threads=1)
+TINY_ALGO = dict(policy_hidden=16, critic_hidden=(16, 16))
+TIMING = {"updates_per_s", "env_steps_per_s", "wall_s"}
+CLI_TINY = ["--warmup-steps", "100", "--eval-every", "100", "--eval-episodes", "2",
+            "--batch-size", "32", "--progress", "false", "--plot", "false",
+            "--torch-threads", "1", "--policy-hidden", "16", "--critic-hidden", "16,16"]
+
+
+def train_run(out, **kw):
+    cfg = TrainConfig(out=str(out), **{**TINY, **kw})
+    return Trainer(cfg, get_algo(cfg.algo).make_config(TINY_ALGO)).run()
+
+
+def metrics(run_dir):
+    with open(Path(run_dir) / "metrics.csv") as f:
+        rows = list(csv.DictReader(f))
+    return [{k: v for k, v in r.items() if k not in TIMING} for r in rows]
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory):
+    """An uninterrupted 600-step run that the interrupted ones must reproduce."""
+    return train_run(tmp_path_factory.mktemp("ref") / "run", steps=600).run_dir
+
+
+def test_stop_and_extend_equals_uninterrupted_run(tmp_path, reference):
+    run_dir = tmp_path / "run"
+    train_run(run_dir, steps=300)
+    resume_run(run_dir, {"steps": 600})
+    assert metrics(run_dir) == metrics(reference)
+    assert load_run(run_dir).env_steps == 600
+
+
+def _start_cli(out, *extra):
+    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONUNBUFFERED="1")
+    return subprocess.Popen(
+        [sys.executable, "-m", "algd", "train", "--steps", "600", "--out", str(out), *CLI_TINY,
+         *extra], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+
+
+def _wait_for(pred, proc, timeout=120):
+    start = time.time()
+    while not pred():
+        if proc.poll() is not None:
+            raise AssertionError(f"training exited early: {proc.communicate()}")
+        if time.time() - start > timeout:
+            proc.kill()
+            raise AssertionError("timed out waiting for the training subprocess")
+        time.sleep(0.05)
+
+
+def _rows_written(run_dir):
+    p = Path(run_dir) / "metrics.csv"
+    return len(p.read_text().splitlines()) - 1 if p.exists() else 0
+
+
+def test_sigterm_checkpoints_and_resume_is_exact(tmp_path, reference):
+    out = tmp_path / "term"
+    proc = _start_cli(out, "--checkpoint-every", "0")
+    _wait_for(lambda: _rows_written(out) >= 3, proc)  # mid-run, somewhere after step 200
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 128 + signal.SIGTERM
+    assert f"Resume with: algd train --resume {out}" in err
+    assert "Traceback" not in err
+    stopped_at = read_checkpoint(out / "checkpoint.pt")["env_steps"]
+    assert 200 <= stopped_at < 600
+    assert main(["train", "--resume", str(out)]) == 0
+    assert metrics(out) == metrics(reference)
+
+
+def test_sigkill_loses_at_most_one_interval_and_resume_is_exact(tmp_path, reference):
+    out = tmp_path / "kill"
+    proc = _start_cli(out, "--checkpoint-every", "150")
+    ck = out / "checkpoint.pt"
+    _wait_for(lambda: ck.exists() and _rows_written(out) >= 4, proc)
+    proc.send_signal(signal.SIGKILL)
+    proc.communicate(timeout=30)
+    # every metrics row is complete: no torn line
+    with open(out / "metrics.csv") as f:
+        lines = list(csv.reader(f))
+    assert all(len(line) == len(lines[0]) for line in lines)
+    saved = read_checkpoint(ck)["env_steps"]
+    assert saved % 150 == 0 and int(lines[-1][0]) - saved < 150 + 100  # ≤ one interval lost
+    assert main(["train", "--resume", str(out)]) == 0
+    assert metrics(out) == metrics(reference)
+
+
+def test_resume_refuses_config_changes_and_bad_checkpoints(tmp_path, capsys):
+    run_dir = tmp_path / "run"
+    train_run(run_dir, steps=200)
+    before = (run_dir / "metrics.csv").read_text()
+    assert main(["train", "--resume", str(run_dir), "--rho", "3"]) == 2
+    assert "only steps" in capsys.readouterr().err
+    ck = run_dir / "checkpoint.pt"
+    data = ck.read_bytes()
+    ck.write_bytes(data[: len(data) // 2])  # truncated
+    assert main(["train", "--resume", str(run_dir), "--steps", "300"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "corrupt or truncated" in err and len(err.splitlines()) == 1
+    assert (run_dir / "metrics.csv").read_text() == before  # nothing overwritten
+    assert main(["train", "--resume", str(tmp_path / "nowhere")]) == 2
+    assert "not a run directory" in capsys.readouterr().err
+    # a checkpoint of another configuration is rejected
+    other = tmp_path / "other"
+    train_run(other, steps=200, seed=1)
+    ck.write_bytes(data)
+    state = torch.load(ck, weights_only=True)
+    state["config"]["algo"]["rho"] = 9.0
+    torch.save(state, ck)
+    with pytest.raises(CheckpointError, match="different algo configuration"):
+        resume_run(run_dir, {"steps": 300})
+
+
+def test_existing_run_directory_points_to_resume(tmp_path, capsys):
+    run_dir = tmp_path / "run"
+    train_run(run_dir, steps=100)
+    assert main(["train", "--out", str(run_dir), "--steps", "100"]) == 2
+    assert f"algd train --resume {run_dir}" in capsys.readouterr().err
+
+
+class _NaNRewardAfter(PointDetourVec):
+    """A (buggy) task whose reward turns NaN after 250 steps: the run must stop cleanly."""
+
+    def step(self, actions):
+        out = super().step(actions)
+        self._count = getattr(self, "_count", 0) + 1
+        if self._count > 250:
+            out.reward[:] = np.nan
+        return out
+
+
+def test_non_finite_values_stop_the_run_and_keep_the_last_good_checkpoint(tmp_path, capsys):
+    register_task(TaskSpec("NaNAfter250", lambda n, d: _NaNRewardAfter(n, cost_discount=d),
+                           cost_limit=2.0, budget="episode", max_episode_steps=50))
+    out = tmp_path / "nan"
+    code = main(["train", "--env", "NaNAfter250", "--steps", "600", "--out", str(out),
+                 "--checkpoint-every", "200", *CLI_TINY])
+    err = capsys.readouterr().err.strip()
+    assert code == 1
+    assert "critic_loss" in err and "became non-finite" in err and "checkpoint" in err
+    good = load_run(out)  # the last good checkpoint still loads...
+    assert good.env_steps == 200  # ...and predates the NaNs
+    assert all(torch.isfinite(p).all() for p in good.agent.parameters())
