@@ -66,17 +66,17 @@ def test_vesde_never_trains_the_unused_noise_head():
 def test_multiplier_rises_when_cost_estimate_exceeds_threshold_and_falls_otherwise():
     up = make_agent(ucb_k=0.0)
     with torch.no_grad():  # make every cost critic output exactly 3 > h = 1
-        last = up.critic.net.layers[-1]
-        last.weight[2:].zero_()
-        last.bias[2:].fill_(3.0)
+        last = up.critic.net.blocks[1][-1]  # the cost group's output layer
+        last.weight.zero_()
+        last.bias.fill_(3.0)
     lam0 = up.lagrange_multiplier.item()
     up.update_multiplier(make_batch())
     assert up.lagrange_multiplier.item() > lam0
     down = make_agent(ucb_k=0.0)
     with torch.no_grad():
-        last = down.critic.net.layers[-1]
-        last.weight[2:].zero_()
-        last.bias[2:].fill_(-1.0)
+        last = down.critic.net.blocks[1][-1]
+        last.weight.zero_()
+        last.bias.fill_(-1.0)
     down.update_multiplier(make_batch())
     assert down.lagrange_multiplier.item() < lam0
 

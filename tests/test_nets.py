@@ -14,9 +14,10 @@ from algd.nets.ensemble import EnsembleMLP, MemberGroup
 def member_forward(net: EnsembleMLP, m: int, x: torch.Tensor, acts) -> torch.Tensor:
     """Evaluate member ``m`` as an ordinary MLP with its own slice of the stacked weights."""
     h = x
-    for i, layer in enumerate(net.layers):
-        h = h @ layer.weight[m] + layer.bias[m, 0]
-        if i < len(net.layers) - 1:
+    layers = net.member_layers(m)
+    for i, (w, b, _) in enumerate(layers):
+        h = h @ w + b
+        if i < len(layers) - 1:
             h = acts[m](h)
     return h
 
@@ -41,13 +42,13 @@ def test_member_initialisation_follows_groups():
     torch.manual_seed(0)
     net = EnsembleMLP(256, 1, (256,), [MemberGroup(1, "relu"), MemberGroup(1, "silu",
                                                                             "trunc_normal")])
-    w = net.layers[0].weight.detach()
+    w = torch.stack([net.member_layers(m)[0][0].detach() for m in range(2)])
     bound = math.sqrt(6 / (256 + 256))
     assert w[0].abs().max() <= bound and w[0].std() == pytest.approx(bound / math.sqrt(3), rel=0.05)
     std = 1 / (2 * math.sqrt(256))
     assert w[1].abs().max() <= 2 * std + 1e-7  # truncated at ±2σ (the reference meant to)
     assert w[1].std() == pytest.approx(0.88 * std, rel=0.05)  # std of a ±2σ-truncated normal
-    assert torch.all(net.layers[0].bias == 0)
+    assert all(torch.all(block[0].bias == 0) for block in net.blocks)
     assert not torch.equal(w[0], w[1])  # members differ
 
 

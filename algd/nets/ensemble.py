@@ -1,9 +1,10 @@
 """Batched ensembles of MLPs: ``M`` networks evaluated with one batched matmul per layer.
 
 The weights of all members are stacked (``[M, in, out]``), so an ensemble costs the same number of
-kernel launches as a single network. Members may be split into *groups* with their own activation
-and initialisation: :class:`algd.nets.critics.CriticBank` uses this to run the twin reward critic
-(ReLU, Xavier init) and the cost-critic ensemble (SiLU, truncated-normal init) as one network.
+kernel launches as a single network. Members may form *groups* with their own activation and
+initialisation: :class:`algd.nets.critics.CriticBank` uses this to run the twin reward critic
+(ReLU, Xavier init) and the cost-critic ensemble (SiLU, truncated-normal init) as one module,
+one batched matmul per group and layer.
 """
 
 from __future__ import annotations
@@ -75,13 +76,17 @@ class EnsembleLinear(nn.Module):
 
 
 class EnsembleMLP(nn.Module):
-    """A stack of :class:`EnsembleLinear` layers; output ``[M, B, out]``.
+    """``M`` MLPs of identical shape evaluated together; output ``[M, B, out]``.
+
+    Members form groups (activation and initialisation per group). Each group stores its layers'
+    weights stacked (``[size, in, out]``) and runs as one batched matmul per layer, so the cost
+    is that of ``len(groups)`` networks however many members there are.
 
     Args:
         in_dim: input features (the input may be ``[B, in]`` shared, or ``[M, B, in]``).
         out_dim: output features per member.
         hidden: hidden widths.
-        groups: member groups (activation and init per group); members = sum of sizes.
+        groups: member groups; members = sum of sizes, in group order.
     """
 
     def __init__(
@@ -93,33 +98,39 @@ class EnsembleMLP(nn.Module):
         self.groups = tuple(groups)
         self.members = sum(g.size for g in groups)
         dims = [in_dim, *hidden, out_dim]
-        self.layers = nn.ModuleList(
-            EnsembleLinear(self.members, d_in, d_out) for d_in, d_out in zip(dims[:-1], dims[1:])
+        self.blocks = nn.ModuleList(
+            nn.ModuleList(EnsembleLinear(g.size, a, b) for a, b in zip(dims[:-1], dims[1:]))
+            for g in self.groups
         )
-        self._split = [g.size for g in self.groups]
         self.reset_parameters()
 
     @torch.no_grad()
     def reset_parameters(self) -> None:
-        for layer in self.layers:
-            start = 0
-            for g in self.groups:
-                for m in range(start, start + g.size):
-                    _init_weight_(layer.weight[m], g.init)
-                start += g.size
-            layer.bias.zero_()
+        for g, layers in zip(self.groups, self.blocks):
+            for layer in layers:
+                for w in layer.weight:
+                    _init_weight_(w, g.init)
+                layer.bias.zero_()
 
-    def _activate(self, h: Tensor) -> Tensor:
-        if len(self.groups) == 1:
-            return _ACTIVATIONS[self.groups[0].activation](h)
-        parts = torch.split(h, self._split, dim=0)
-        return torch.cat([_ACTIVATIONS[g.activation](p) for g, p in zip(self.groups, parts)], 0)
+    def member_layers(self, m: int) -> list[tuple[Tensor, Tensor, Activation]]:
+        """(weight [in, out], bias [out], activation) of every layer of member ``m``."""
+        for g, layers in zip(self.groups, self.blocks):
+            if m < g.size:
+                return [(layer.weight[m], layer.bias[m, 0], g.activation) for layer in layers]
+            m -= g.size
+        raise IndexError(f"member {m} out of range")
 
     def forward(self, x: Tensor) -> Tensor:
-        h = x
-        for layer in self.layers[:-1]:
-            h = self._activate(layer(h))
-        return self.layers[-1](h)
+        outputs = []
+        start = 0
+        for g, layers in zip(self.groups, self.blocks):
+            h = x if x.dim() == 2 else x[start : start + g.size]
+            act = _ACTIVATIONS[g.activation]
+            for layer in layers[:-1]:
+                h = act(layer(h))
+            outputs.append(layers[-1](h))
+            start += g.size
+        return outputs[0] if len(outputs) == 1 else torch.cat(outputs, 0)
 
 
 class MLP(nn.Module):
