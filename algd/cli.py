@@ -197,11 +197,18 @@ def cmd_presets(argv: Sequence[str]) -> int:
     return 0
 
 
+def cmd_bench(argv: Sequence[str]) -> int:
+    from algd.bench import main as bench_main
+
+    return bench_main(list(argv))
+
+
 COMMANDS = {
     "train": (cmd_train, "train an agent (algd train --help)"),
     "algos": (cmd_algos, "list the algorithms"),
     "envs": (cmd_envs, "list the tasks"),
     "presets": (cmd_presets, "list the presets"),
+    "bench": (cmd_bench, "measure update speed against the machine's matmul peak"),
 }
 
 

@@ -69,6 +69,9 @@ class TrainConfig:
     """override the task's cost budget (per episode, or discounted for discounted tasks)"""
     torch_threads: int | None = None
     """CPU threads for torch (default: torch's choice)"""
+    compile: Literal["none", "default", "reduce-overhead", "max-autotune"] = "none"
+    """torch.compile the critics (reduce-overhead = CUDA graphs on GPU); `algd bench --compile`
+    shows whether it pays on your machine (on 2-core CPUs it does not)"""
     tensorboard: bool = False
     """also write TensorBoard event files (needs `pip install tensorboard`)"""
     progress: bool = True

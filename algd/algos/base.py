@@ -55,6 +55,15 @@ class Agent(nn.Module, ABC):
     def lagrange_multiplier(self) -> Tensor:
         """Current λ (0-dim tensor; 0 for unconstrained agents)."""
 
+    def compile_targets(self) -> list[nn.Module]:
+        """Modules worth ``torch.compile``-ing (called through ``forward``). Default: none."""
+        return []
+
+    def compile_modules(self, mode: str = "default") -> None:
+        """Compile :meth:`compile_targets` in place (state_dict keys are unchanged)."""
+        for module in self.compile_targets():
+            module.compile(mode=mode)
+
     def act_np(self, obs: np.ndarray, deterministic: bool = False) -> np.ndarray:
         """``act`` for numpy observations, returning numpy actions."""
         with torch.inference_mode():

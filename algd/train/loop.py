@@ -112,6 +112,8 @@ class Trainer:
         self.eval_env = self.task.make(min(cfg.eval_episodes, 16), gamma)
         self.env_info = env_info_for(self.env, self.task, self.threshold)
         self.agent: Agent = self.algo.agent_cls(self.env_info, algo_cfg, self.device)
+        if cfg.compile != "none":
+            self.agent.compile_modules(cfg.compile)
         self.buffer = ReplayBuffer(cfg.buffer_size, self.env.obs_dim, self.env.act_dim,
                                    self.device, seed=self.seeds.buffer)
         self._action_rng = np.random.default_rng(self.seeds.env + 1)
@@ -481,7 +483,8 @@ class Trainer:
 
 # -- resume ------------------------------------------------------------------------------------
 #: fields a resumed run may change (everything else must match the run's config.json)
-RESUMABLE_OVERRIDES = ("steps", "progress", "device", "torch_threads", "plot", "checkpoint_every")
+RESUMABLE_OVERRIDES = ("steps", "progress", "device", "torch_threads", "plot", "checkpoint_every",
+                       "compile")
 
 
 def resume_run(run_dir: Path | str, overrides: dict[str, Any] | None = None) -> RunResult:

@@ -1,0 +1,323 @@
+"""``algd bench``: how fast the update runs, measured against this machine's own limit.
+
+Everything is measured in the same run, so ratios are meaningful even on a noisy machine:
+
+* **peak**: fp32 matrix-multiply throughput (a large square GEMM) on the chosen device/threads;
+* **updates**: per algorithm and size preset, gradient updates/s, FLOPs per update (counted by
+  intercepting every aten op with torch's FLOP formulas) and efficiency = achieved FLOP/s ÷ peak;
+  the ratio of each algorithm's update time to SAC-Lag's (when registered) at the same sizes;
+* **act**: action-selection latency at batch 1 and batch = num_envs, for several K;
+* **end to end**: environment steps/s of a short training run at UTD 1 and 10 (the built-in task,
+  plus a MuJoCo task when installed);
+* eager vs ``torch.compile`` when ``--compile`` is given.
+
+Every timing is the median of ``repeats`` blocks after warm-up. Run ``python -m algd.bench`` or
+``algd bench``; ``--json FILE`` writes the numbers (``peak_gflops`` and per algorithm
+``updates_per_s``, ``gflop_per_update``, ``efficiency``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import statistics
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import numpy as np
+import torch
+from torch.utils._python_dispatch import TorchDispatchMode
+from torch.utils.flop_counter import flop_registry
+
+from algd.algos.base import EnvInfo
+from algd.algos.registry import get_algo, list_algos
+from algd.buffers.replay import ReplayBuffer
+from algd.config import load_preset
+
+#: size presets: name → (preset file or None for dataclass defaults, batch size)
+SIZES = {"builtin": (None, 128), "paper": ("paper", 256)}
+#: a HalfCheetah-like problem for the update benchmark (obs 17, act 6)
+OBS_DIM, ACT_DIM = 17, 6
+
+
+class FlopCounter(TorchDispatchMode):
+    """Counts the FLOPs of every aten op that torch has a formula for (matmuls, convolutions).
+
+    Unlike ``torch.utils.flop_counter.FlopCounterMode`` it installs no module hooks, so it works
+    around ``torch.autograd.grad`` calls on leaf tensors.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.flops = 0
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):  # type: ignore[no-untyped-def]
+        kwargs = kwargs or {}
+        out = func(*args, **kwargs)
+        packet = func._overloadpacket
+        if packet in flop_registry:
+            self.flops += int(flop_registry[packet](*args, **kwargs, out_val=out))
+        return out
+
+
+def count_flops(fn: Callable[[], Any]) -> int:
+    with FlopCounter() as counter:
+        fn()
+    return counter.flops
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def median_time(fn: Callable[[], Any], device: torch.device, *, warmup: int = 3,
+                repeats: int = 5, min_block_s: float = 0.2) -> float:
+    """Median seconds per call over ``repeats`` blocks (each block ≥ ``min_block_s``)."""
+    for _ in range(warmup):
+        fn()
+    _sync(device)
+    t0 = time.perf_counter()
+    fn()
+    _sync(device)
+    per_call = max(time.perf_counter() - t0, 1e-6)
+    calls = max(1, int(min_block_s / per_call))
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        for _ in range(calls):
+            fn()
+        _sync(device)
+        times.append((time.perf_counter() - t0) / calls)
+    return statistics.median(times)
+
+
+def measure_peak_gflops(device: torch.device, n: int = 2048, repeats: int = 5) -> float:
+    """fp32 GEMM throughput of an ``n × n`` matmul: the machine's practical peak."""
+    a = torch.randn(n, n, device=device)
+    b = torch.randn(n, n, device=device)
+    t = median_time(lambda: a @ b, device, repeats=repeats)
+    return 2 * n**3 / t / 1e9
+
+
+def _algo_config(algo: str, size: str, compile_mode: str) -> tuple[Any, int]:
+    preset, batch = SIZES[size]
+    spec = get_algo(algo)
+    names = {f for f in spec.config_cls.__dataclass_fields__}
+    values = {}
+    if preset is not None:
+        values = {k: v for k, v in load_preset(preset).values.items() if k in names}
+    cfg = spec.make_config(values)
+    return cfg, batch
+
+
+def _make_agent(algo: str, cfg: Any, device: torch.device, compile_mode: str):
+    info = EnvInfo(OBS_DIM, ACT_DIM, -np.ones(ACT_DIM, np.float32), np.ones(ACT_DIM, np.float32),
+                   cost_threshold=10.0)
+    agent = get_algo(algo).agent_cls(info, cfg, device)
+    if compile_mode != "none":
+        agent.compile_modules(compile_mode)
+    return agent
+
+
+def _filled_buffer(device: torch.device, n: int = 4096) -> ReplayBuffer:
+    rng = np.random.default_rng(0)
+    buf = ReplayBuffer(n, OBS_DIM, ACT_DIM, device, seed=0)
+    buf.add(rng.normal(size=(n, OBS_DIM)), rng.uniform(-1, 1, (n, ACT_DIM)), rng.normal(size=n),
+            rng.uniform(size=n), rng.normal(size=(n, OBS_DIM)), np.zeros(n))
+    return buf
+
+
+@dataclass
+class UpdateResult:
+    algo: str
+    size: str
+    compile: str
+    updates_per_s: float
+    gflop_per_update: float
+    efficiency: float  #: achieved FLOP/s ÷ measured peak
+    ms_per_update: float
+
+
+def bench_update(algo: str, size: str, device: torch.device, peak: float,
+                 compile_mode: str = "none", repeats: int = 5) -> UpdateResult:
+    torch.manual_seed(0)
+    cfg, batch_size = _algo_config(algo, size, compile_mode)
+    agent = _make_agent(algo, cfg, device, compile_mode)
+    buf = _filled_buffer(device)
+    batch = buf.sample(batch_size)
+    agent.update(batch)  # warm-up (and compilation)
+    flops = count_flops(lambda: agent.update(batch))
+    t = median_time(lambda: agent.update(batch), device, repeats=repeats)
+    achieved = flops / t / 1e9
+    return UpdateResult(algo, size, compile_mode, 1.0 / t, flops / 1e9, achieved / peak, t * 1e3)
+
+
+def bench_act(device: torch.device, steps_list=(1, 5, 10), batches=(1, 16),
+              repeats: int = 5) -> list[dict[str, Any]]:
+    """Latency of one action draw (stochastic chain) of ALGD-VESDE at paper policy size."""
+    out = []
+    for k in steps_list:
+        cfg, _ = _algo_config("algd-vesde", "paper", "none")
+        cfg.diffusion_steps = k
+        agent = _make_agent("algd-vesde", cfg, device, "none")
+        for b in batches:
+            obs = torch.randn(b, OBS_DIM, device=device)
+            t = median_time(lambda: agent.act(obs), device, repeats=repeats, min_block_s=0.1)
+            out.append({"K": k, "batch": b, "ms": t * 1e3})
+    return out
+
+
+def bench_end_to_end(env: str, algo: str, utd: float, steps: int, device: str,
+                     threads: int | None) -> float | None:
+    """Environment steps/s of a short real training run after warm-up (None if unavailable)."""
+    import tempfile
+
+    from algd.config import TrainConfig
+    from algd.envs.registry import get_task
+    from algd.train.loop import Trainer
+
+    try:
+        get_task(env)
+    except KeyError:
+        return None
+    warm = 300
+    with tempfile.TemporaryDirectory() as tmp:
+        cfg = TrainConfig(algo=algo, env=env, steps=warm + steps, warmup_steps=warm,
+                          batch_size=128, utd=utd, eval_every=10**9, eval_episodes=1,
+                          progress=False, plot=False, checkpoint=False, device=device,
+                          torch_threads=threads, out=f"{tmp}/run")
+        trainer = Trainer(cfg, get_algo(algo).make_config())
+        try:
+            res = trainer.run()
+        except Exception:  # noqa: BLE001 - a missing simulator: report as unavailable
+            return None
+    rows = trainer.rows
+    # the last row covers the post-warm-up steps (one row at step 0, one at the end)
+    return float(rows[-1]["env_steps_per_s"]) if len(rows) > 1 else None
+
+
+@dataclass
+class BenchReport:
+    device: str
+    threads: int
+    torch: str
+    machine: str
+    peak_gflops: float
+    updates: list[UpdateResult] = field(default_factory=list)
+    act: list[dict[str, Any]] = field(default_factory=list)
+    end_to_end: list[dict[str, Any]] = field(default_factory=list)
+
+    def ratio_to(self, baseline: str) -> dict[tuple[str, str, str], float]:
+        base = {(u.size, u.compile): u.ms_per_update for u in self.updates if u.algo == baseline}
+        return {(u.algo, u.size, u.compile): u.ms_per_update / base[(u.size, u.compile)]
+                for u in self.updates if (u.size, u.compile) in base}
+
+    def to_json(self) -> dict[str, Any]:
+        algos: dict[str, Any] = {}
+        for u in self.updates:
+            algos.setdefault(u.algo, {})[f"{u.size}/{u.compile}"] = {
+                "updates_per_s": u.updates_per_s, "gflop_per_update": u.gflop_per_update,
+                "efficiency": u.efficiency, "ms_per_update": u.ms_per_update,
+            }
+        # flat summary at the paper size, eager: the numbers the issue asks for
+        summary = {u.algo: {"updates_per_s": u.updates_per_s,
+                            "gflop_per_update": u.gflop_per_update, "efficiency": u.efficiency}
+                   for u in self.updates if u.size == "paper" and u.compile == "none"}
+        return {"device": self.device, "threads": self.threads, "torch": self.torch,
+                "machine": self.machine, "peak_gflops": self.peak_gflops, "algorithms": summary,
+                "updates": algos, "act": self.act, "end_to_end": self.end_to_end}
+
+    def table(self) -> str:
+        lines = [f"device {self.device}, {self.threads} threads, torch {self.torch}, "
+                 f"{self.machine}", f"fp32 matmul peak: {self.peak_gflops:.1f} GFLOP/s", "",
+                 f"{'algorithm':12s} {'size':8s} {'compile':9s} {'ms/update':>10s} "
+                 f"{'updates/s':>10s} {'GFLOP/upd':>10s} {'GFLOP/s':>9s} {'eff.':>6s} "
+                 f"{'÷SAC-Lag':>8s}"]
+        ratios = self.ratio_to("sac-lag")
+        for u in self.updates:
+            r = ratios.get((u.algo, u.size, u.compile))
+            lines.append(
+                f"{u.algo:12s} {u.size:8s} {u.compile:9s} {u.ms_per_update:10.2f} "
+                f"{u.updates_per_s:10.1f} {u.gflop_per_update:10.3f} "
+                f"{u.gflop_per_update * u.updates_per_s:9.1f} {u.efficiency:6.1%} "
+                f"{(f'{r:.2f}x' if r else '-'):>8s}")
+        if self.act:
+            lines += ["", "action selection (ALGD-VESDE, paper policy size, stochastic chain):"]
+            lines += [f"  K={a['K']:2d} batch={a['batch']:3d}: {a['ms']:.3f} ms" for a in self.act]
+        if self.end_to_end:
+            lines += ["", "end to end (env steps/s after warm-up, batch 128):"]
+            for e in self.end_to_end:
+                v = e["env_steps_per_s"]
+                lines.append(f"  {e['env']:22s} {e['algo']:11s} utd {e['utd']:>4g}: "
+                             + (f"{v:8.1f}" if v is not None else "unavailable"))
+        return "\n".join(lines)
+
+
+def run_bench(algos: list[str] | None = None, sizes: list[str] | None = None,
+              device: str = "cpu", threads: int | None = None, compile_modes=("none",),
+              repeats: int = 5, act: bool = True, end_to_end: bool = True,
+              e2e_steps: int = 500, progress: bool = True) -> BenchReport:
+    if threads is not None:
+        torch.set_num_threads(threads)
+    dev = torch.device(device)
+    algos = algos or [a.name for a in list_algos()]
+    sizes = sizes or list(SIZES)
+    say = print if progress else (lambda *a, **k: None)
+    say("measuring the matmul peak ...", flush=True)
+    report = BenchReport(str(dev), torch.get_num_threads(), str(torch.__version__),
+                         f"{platform.machine()} {platform.processor() or ''}".strip(),
+                         measure_peak_gflops(dev, repeats=repeats))
+    for size in sizes:
+        for algo in algos:
+            for mode in compile_modes:
+                say(f"update: {algo} at {size} sizes ({mode}) ...", flush=True)
+                report.updates.append(bench_update(algo, size, dev, report.peak_gflops, mode,
+                                                   repeats))
+    if act:
+        say("action latency ...", flush=True)
+        report.act = bench_act(dev, repeats=repeats)
+    if end_to_end:
+        for env in ("PointDetour", "HalfCheetahVelocity"):
+            for utd in (1, 10):
+                say(f"end to end: {env} utd {utd} ...", flush=True)
+                report.end_to_end.append({
+                    "env": env, "algo": "algd-vesde", "utd": utd,
+                    "env_steps_per_s": bench_end_to_end(env, "algd-vesde", utd,
+                                                        e2e_steps // utd, device, threads)})
+    return report
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="algd bench", description=__doc__.split("\n\n")[0])
+    p.add_argument("--algos", help="comma-separated algorithms (default: all registered)")
+    p.add_argument("--sizes", default="builtin,paper", help="size presets: builtin,paper")
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    p.add_argument("--compile", action="store_true", help="also time the torch.compile path")
+    p.add_argument("--repeats", type=int, default=5)
+    p.add_argument("--no-end-to-end", action="store_true")
+    p.add_argument("--json", metavar="FILE", help="write the numbers as JSON")
+    args = p.parse_args(argv)
+    sizes = [s for s in args.sizes.split(",") if s]
+    unknown = set(sizes) - set(SIZES)
+    if unknown:
+        p.error(f"unknown size preset(s) {sorted(unknown)}; choose from {sorted(SIZES)}")
+    report = run_bench(
+        algos=args.algos.split(",") if args.algos else None, sizes=sizes, device=args.device,
+        threads=args.threads, compile_modes=("none", "default") if args.compile else ("none",),
+        repeats=args.repeats, end_to_end=not args.no_end_to_end,
+    )
+    print()
+    print(report.table())
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(report.to_json(), f, indent=2)
+        print(f"\nwrote {args.json}")
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    raise SystemExit(main())
