@@ -23,6 +23,23 @@ from torch import Tensor
 EnergyFn = Callable[[Tensor], Tensor]  #: actions [N, B, A] → energies [N, B]
 
 
+def perturb(points: Tensor, sigma: Tensor | float, num_samples: int) -> Tensor:
+    """``ã_i = x + σ ε_i``, ``ε_i ~ N(0, I)``: [N, B, A] samples around detached ``points``,
+    returned as a leaf that requires grad (for ∇E(ã_i))."""
+    if num_samples < 1:
+        raise ValueError(f"num_samples must be >= 1, got {num_samples}")
+    x = points.detach()
+    noise = torch.randn((num_samples, *x.shape), device=x.device, dtype=x.dtype)
+    return (x.unsqueeze(0) + sigma * noise).requires_grad_(True)
+
+
+def self_normalised_score(energy: Tensor, grad: Tensor, temperature: float = 1.0) -> Tensor:
+    """``φ* = −(1/β) Σ_i softmax_i(−E_i/β) ∇E_i`` from energies [N, B] and their gradients
+    [N, B, A] at the perturbed samples (detached result)."""
+    weights = torch.softmax(-energy.detach() / temperature, dim=0).unsqueeze(-1)
+    return -(weights * grad.detach()).sum(0) / temperature
+
+
 def mc_score_target(
     energy_fn: EnergyFn,
     points: Tensor,
@@ -40,13 +57,8 @@ def mc_score_target(
         num_samples: N, Monte-Carlo samples per point.
         temperature: β of the Boltzmann density.
     """
-    if num_samples < 1:
-        raise ValueError(f"num_samples must be >= 1, got {num_samples}")
-    x = points.detach()
-    y = (x.unsqueeze(0) + sigma * torch.randn((num_samples, *x.shape), device=x.device, dtype=x.dtype))
-    y.requires_grad_(True)
+    y = perturb(points, sigma, num_samples)
     with torch.enable_grad():
         energy = energy_fn(y)
         (grad,) = torch.autograd.grad(energy.sum(), y)
-    weights = torch.softmax(-energy.detach() / temperature, dim=0).unsqueeze(-1)
-    return -(weights * grad).sum(0) / temperature
+    return self_normalised_score(energy, grad, temperature)
