@@ -24,6 +24,7 @@ import platform
 import statistics
 import time
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any, Callable
 
 import numpy as np
@@ -165,7 +166,7 @@ def bench_act(device: torch.device, steps_list=(1, 5, 10), batches=(1, 16),
         agent = _make_agent("algd-vesde", cfg, device, "none")
         for b in batches:
             obs = torch.randn(b, OBS_DIM, device=device)
-            t = median_time(lambda: agent.act(obs), device, repeats=repeats, min_block_s=0.1)
+            t = median_time(partial(agent.act, obs), device, repeats=repeats, min_block_s=0.1)
             out.append({"K": k, "batch": b, "ms": t * 1e3})
     return out
 
@@ -191,7 +192,7 @@ def bench_end_to_end(env: str, algo: str, utd: float, steps: int, device: str,
                           torch_threads=threads, out=f"{tmp}/run")
         trainer = Trainer(cfg, get_algo(algo).make_config())
         try:
-            res = trainer.run()
+            trainer.run()
         except Exception:  # noqa: BLE001 - a missing simulator: report as unavailable
             return None
     rows = trainer.rows

@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import ast
 import dataclasses
-import math
 import inspect
+import math
 import textwrap
 import types
 import typing

@@ -18,7 +18,7 @@ from algd.config import TrainConfig
 from algd.envs import PointDetourVec, TaskSpec, register_task
 from algd.train import Trainer
 from algd.train.checkpoint import CheckpointError, load_run, read_checkpoint
-from algd.train.loop import NonFiniteError, resume_run
+from algd.train.loop import resume_run
 
 TINY = dict(warmup_steps=100, eval_every=100, eval_episodes=2, batch_size=32, progress=False,
             plot=False, torch_threads=1)

@@ -7,10 +7,10 @@ import sys
 
 import pytest
 
+from algd.algos import get_algo
 from algd.cli import main, resolve_train_args
 from algd.config import ConfigError, TrainConfig, config_from_dict
 from algd.train import Trainer
-from algd.algos import get_algo
 
 TINY = dict(steps=300, warmup_steps=100, eval_every=100, eval_episodes=2, batch_size=32,
             progress=False, plot=False)

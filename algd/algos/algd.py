@@ -24,21 +24,21 @@ Deliberate differences from the reference code are listed in ``docs/reference_di
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 import copy
+from dataclasses import dataclass
 from typing import Literal
 
 import torch
 from torch import Tensor
 
 from algd.algos.base import Agent, EnvInfo, adam, polyak_update
+from algd.buffers.replay import Batch
 from algd.config import ConfigError, in_range, non_negative, positive
 from algd.diffusion.policy import DiffusionPolicy
 from algd.diffusion.score_target import mc_score_target
 from algd.lagrangian.energy import EnergyKind, energy, ucb_cost
 from algd.lagrangian.multiplier import MultiplierRule, make_multiplier
 from algd.nets.critics import CriticBank
-from algd.buffers.replay import Batch
 
 
 @dataclass
