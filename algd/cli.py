@@ -3,6 +3,7 @@
     algd train [--algo NAME] [--env NAME] [--preset NAME] [--seed N] [--steps N] [--out DIR]
                [--device auto|cpu|cuda] [--<any config field> VALUE ...]
     algd algos | envs | presets
+    algd eval | plot | report | landscape   (see algd.analysis.commands)
 
 Every field of the training config and of the chosen algorithm's config is a flag
 (``--batch-size 256`` or ``--batch_size 256``); ``algd train --algo NAME --help`` lists them with
@@ -17,6 +18,7 @@ import sys
 import types
 from typing import Any, Literal, Sequence, Union, get_args, get_origin
 
+from algd.analysis import commands as analysis_commands
 from algd.config import (
     ConfigError,
     TrainConfig,
@@ -162,6 +164,11 @@ COMMANDS = {
     "algos": (cmd_algos, "list the algorithms"),
     "envs": (cmd_envs, "list the tasks"),
     "presets": (cmd_presets, "list the presets"),
+    "eval": (analysis_commands.cmd_eval, "evaluate a saved run on fresh episodes (eval.json)"),
+    "plot": (analysis_commands.cmd_plot, "learning curves of many runs, mean and CI over seeds"),
+    "report": (analysis_commands.cmd_report, "table of final return and cost, IQM and CI over seeds"),
+    "landscape": (analysis_commands.cmd_landscape,
+                  "plain vs augmented Lagrangian energy over the action box (--demo: no run)"),
 }
 
 
