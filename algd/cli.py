@@ -166,7 +166,8 @@ COMMANDS = {
     "presets": (cmd_presets, "list the presets"),
     "eval": (analysis_commands.cmd_eval, "evaluate a saved run on fresh episodes (eval.json)"),
     "plot": (analysis_commands.cmd_plot, "learning curves of many runs, mean and CI over seeds"),
-    "report": (analysis_commands.cmd_report, "table of final return and cost, IQM and CI over seeds"),
+    "report": (analysis_commands.cmd_report,
+               "table of final return and cost, IQM and CI over seeds"),
     "landscape": (analysis_commands.cmd_landscape,
                   "plain vs augmented Lagrangian energy over the action box (--demo: no run)"),
 }

@@ -1,4 +1,5 @@
-"""The landscape's energies, Hessians and multimodality test against closed forms (spec §7.5, §8)."""
+"""The landscape's energies, Hessians and multimodality test against closed forms (spec §7.5, §8).
+"""
 
 import numpy as np
 import pytest
@@ -167,7 +168,9 @@ def test_caricature_boundary_sits_at_the_tangent_headings():
     c = float(parts["height"][0])
     assert c == pytest.approx(0.99**5 * (1 - 0.99**10) / 0.01, rel=1e-6)
     alpha = np.arcsin(0.5)  # angular radius of the hazard from (−1, 0)
-    heading = lambda ang: torch.tensor([[np.cos(ang), np.sin(ang)]], dtype=torch.float64)  # noqa: E731
+    def heading(ang):
+        return torch.tensor([[np.cos(ang), np.sin(ang)]], dtype=torch.float64)
+
     _, at_centre = car(obs, heading(0.0))
     _, inside = car(obs, heading(0.8 * alpha))
     _, outside = car(obs, heading(1.2 * alpha))

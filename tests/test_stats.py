@@ -5,7 +5,14 @@ import math
 import numpy as np
 import pytest
 
-from algd.analysis.stats import bootstrap_band, bootstrap_ci, iqm, mean, stratified_bootstrap, trimmed_mean
+from algd.analysis.stats import (
+    bootstrap_band,
+    bootstrap_ci,
+    iqm,
+    mean,
+    stratified_bootstrap,
+    trimmed_mean,
+)
 
 
 @pytest.mark.parametrize("values,expected", [

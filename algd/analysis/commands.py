@@ -115,8 +115,8 @@ def cmd_landscape(argv: Sequence[str]) -> int:
                    help="λ (default: the run's final λ; demo: 1)")
     p.add_argument("--rho", type=float, default=None, help="ρ (default: the run's; demo: 1)")
     p.add_argument("--positions", default=None,
-                   help="PointDetour positions 'x,y;x,y' (default: start, beside and above the "
-                   "hazard)")
+                   help="PointDetour positions 'x,y;x,y' (write --positions=-1,0;0,0.7 when "
+                   "the first number is negative; default: start, beside and above the hazard)")
     p.add_argument("--states", default="auto", choices=("auto", "named", "rollout"),
                    help="named PointDetour positions, or the start and the two visited states "
                    "closest to the boundary in deterministic episodes (default: auto)")

@@ -118,7 +118,8 @@ def _draw_group(ax, g: RunGroup, cur: AlignedCurves, colour, smooth: int, show_s
     if show_seeds and n > 1:
         for v in values:
             ax.plot(cur.steps, v, color=colour, lw=0.6, alpha=0.3)
-    text = f"{g.label} ({n} seed{'s' if n != 1 else ''}{', interpolated' if cur.interpolated else ''})"
+    note = ", interpolated" if cur.interpolated else ""
+    text = f"{g.label} ({n} seed{'s' if n != 1 else ''}{note})"
     ax.plot(cur.steps, centre, color=colour, lw=1.8, marker="o" if cur.steps.size <= 30 else None,
             ms=3, label=text if label else None)
     if n > 1:

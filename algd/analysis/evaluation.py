@@ -49,7 +49,10 @@ def _stats(res: EvalResult, limit: float) -> dict[str, Any]:
 
 
 def evaluate_loaded(
-    run: LoadedRun, episodes: int, seed: int, modes: tuple[str, ...] = ("deterministic", "stochastic")
+    run: LoadedRun,
+    episodes: int,
+    seed: int,
+    modes: tuple[str, ...] = ("deterministic", "stochastic"),
 ) -> dict[str, dict[str, Any]]:
     """Run ``episodes`` episodes per sampling mode; returns per-mode statistics."""
     gamma = float(getattr(run.algo_cfg, "gamma", 0.99))  # as the training loop builds its envs

@@ -51,7 +51,7 @@ TITLES = {
 }
 
 
-# -- the energies ---------------------------------------------------------------------------------
+# -- the energies ----------------------------------------------------------------------------------
 @dataclass
 class EnergyModel:
     """Critics plus the constants that turn them into the two energies."""
@@ -82,7 +82,7 @@ def agent_critic(agent: Any) -> CriticFn:
     return critic
 
 
-# -- curvature ------------------------------------------------------------------------------------
+# -- curvature -------------------------------------------------------------------------------------
 def action_hessians(fn: Callable[[Tensor], Tensor], act: Tensor) -> Tensor:
     """Hessians ``∇²_a fn`` [B, A, A] of a row-wise function ``fn: [B, A] → [B]``.
 
@@ -111,7 +111,7 @@ def min_eigenvalue(fn: Callable[[Tensor], Tensor], act: Tensor) -> Tensor:
     return torch.linalg.eigvalsh(action_hessians(fn, act))[:, 0]
 
 
-# -- multimodality (spec §7.5) ------------------------------------------------------------------------
+# -- multimodality (spec §7.5) ---------------------------------------------------------------------
 @dataclass(frozen=True)
 class Modality:
     """Outcome of the two-cluster multimodality test on one state's action samples."""
@@ -178,12 +178,13 @@ def multimodality(
     return Modality(bool(multimodal), tuple(sorted(shares, reverse=True)), distance, spread)
 
 
-# -- action samples and their denoising paths --------------------------------------------------------
+# -- action samples and their denoising paths ------------------------------------------------------
 @dataclass
 class ActionSamples:
     """Sampled actions at one state with the path each took through the reverse chain."""
 
-    paths: np.ndarray  #: [K + 1, N, A]: action entering each reverse step (first step first), then the final action
+    #: [K + 1, N, A]: the action entering each reverse step (first step first), then the final one
+    paths: np.ndarray
     source: str  #: what produced them (the trained policy, or the chain guided by an energy)
 
     @property
@@ -235,7 +236,7 @@ def energy_guided_samples(
     return ActionSamples(chain_paths(chain.inputs, chain.action), f"chain guided by {kind}")
 
 
-# -- one state's landscape ------------------------------------------------------------------------------
+# -- one state's landscape -------------------------------------------------------------------------
 @dataclass
 class StateLandscape:
     """Everything drawn and reported for one state."""
@@ -338,7 +339,7 @@ def boundary_points(a1: np.ndarray, a2: np.ndarray, g: np.ndarray) -> np.ndarray
     return np.concatenate(pts, 0)
 
 
-# -- the demo's closed-form critics ------------------------------------------------------------------------
+# -- the demo's closed-form critics ----------------------------------------------------------------
 class DetourCaricature:
     """Closed-form (Q, Q̄c) for PointDetour states, built from the task's geometry.
 
@@ -439,7 +440,7 @@ def parse_positions(text: str) -> list[tuple[float, float]]:
     return out
 
 
-# -- a whole figure: trained run or demo -----------------------------------------------------------------
+# -- a whole figure: trained run or demo -----------------------------------------------------------
 @dataclass
 class LandscapeResult:
     """The analysed states plus what is needed to draw and describe them."""
@@ -616,7 +617,7 @@ def _rollout_states(run: Any, model: EnergyModel, seed: int) -> tuple[list[str],
     return names, [res.trajectories[0][0]] + [visited[i] for i in picks]
 
 
-# -- drawing and reporting ---------------------------------------------------------------------------------
+# -- drawing and reporting -------------------------------------------------------------------------
 def plot_landscape(result: LandscapeResult, out: str | Any, *, paths: int = 12) -> list[Any]:
     """Draw one row per state: the map (when the task has one), L and L_A over the action box.
 

@@ -149,5 +149,6 @@ def write_csv(rows: Sequence[ReportRow], path: Path | str) -> Path:
         w = csv.DictWriter(f, fieldnames=names)
         w.writeheader()
         for r in rows:
-            w.writerow({k: (f"{v:.6g}" if isinstance(v, float) else v) for k, v in asdict(r).items()})
+            w.writerow({k: (f"{v:.6g}" if isinstance(v, float) else v)
+                        for k, v in asdict(r).items()})
     return path

@@ -114,7 +114,8 @@ def find_run_dirs(paths: Sequence[str | Path]) -> list[Path]:
         raise ConfigError("give at least one run directory (or a glob, or a directory of runs)")
     found: list[Path] = []
     for arg in map(str, paths):
-        candidates = [Path(arg)] if Path(arg).exists() else [Path(p) for p in sorted(glob.glob(arg))]
+        candidates = ([Path(arg)] if Path(arg).exists()
+                      else [Path(p) for p in sorted(glob.glob(arg))])
         if not candidates:
             raise ConfigError(f"{arg}: no such file or directory (and no glob match)")
         hits: list[Path] = []
@@ -124,7 +125,8 @@ def find_run_dirs(paths: Sequence[str | Path]) -> list[Path]:
             if _is_run_dir(c):
                 hits.append(c)
             else:
-                hits.extend(sorted(p.parent for p in c.rglob("config.json") if _is_run_dir(p.parent)))
+                hits.extend(sorted(p.parent for p in c.rglob("config.json")
+                                   if _is_run_dir(p.parent)))
         if not hits:
             raise ConfigError(f"{arg}: no run directories found (a run holds config.json and "
                               "metrics.csv)")
