@@ -18,7 +18,6 @@ import sys
 import types
 from typing import Any, Literal, Sequence, Union, get_args, get_origin
 
-from algd.analysis import commands as analysis_commands
 from algd.config import (
     ConfigError,
     TrainConfig,
@@ -159,16 +158,26 @@ def cmd_presets(argv: Sequence[str]) -> int:
     return 0
 
 
+def _analysis(name: str):
+    """A command of :mod:`algd.analysis.commands`, imported when run (keeps `algd` start fast)."""
+
+    def run(argv: Sequence[str]) -> int:
+        from algd.analysis import commands
+
+        return getattr(commands, name)(argv)
+
+    return run
+
+
 COMMANDS = {
     "train": (cmd_train, "train an agent (algd train --help)"),
     "algos": (cmd_algos, "list the algorithms"),
     "envs": (cmd_envs, "list the tasks"),
     "presets": (cmd_presets, "list the presets"),
-    "eval": (analysis_commands.cmd_eval, "evaluate a saved run on fresh episodes (eval.json)"),
-    "plot": (analysis_commands.cmd_plot, "learning curves of many runs, mean and CI over seeds"),
-    "report": (analysis_commands.cmd_report,
-               "table of final return and cost, IQM and CI over seeds"),
-    "landscape": (analysis_commands.cmd_landscape,
+    "eval": (_analysis("cmd_eval"), "evaluate a saved run on fresh episodes (eval.json)"),
+    "plot": (_analysis("cmd_plot"), "learning curves of many runs, mean and CI over seeds"),
+    "report": (_analysis("cmd_report"), "table of final return and cost, IQM and CI over seeds"),
+    "landscape": (_analysis("cmd_landscape"),
                   "plain vs augmented Lagrangian energy over the action box (--demo: no run)"),
 }
 

@@ -625,12 +625,17 @@ def plot_landscape(result: LandscapeResult, out: str | Any, *, paths: int = 12) 
     """
     from pathlib import Path
 
-    import matplotlib.lines as mlines
-    import matplotlib.patches as mpatches
-
     from algd.analysis.plots import _mpl
 
     plt = _mpl()
+    with plt.rc_context():  # hatch colours are set per panel; leave the global style alone
+        return _plot_landscape(result, Path(out), paths, plt)
+
+
+def _plot_landscape(result: LandscapeResult, out: Any, paths: int, plt: Any) -> list[Any]:
+    import matplotlib.lines as mlines
+    import matplotlib.patches as mpatches
+
     with_map = result.draw_arena is not None and all(s.position is not None
                                                      for s in result.states)
     ncols = 3 if with_map else 2
@@ -662,7 +667,6 @@ def plot_landscape(result: LandscapeResult, out: str | Any, *, paths: int = 12) 
                facecolor="0.85")
     fig.suptitle(result.title + "\n" + "; ".join(result.notes), fontsize=10)
     fig.tight_layout(rect=(0, 0.9 / (4.9 * nrows + 0.9) + 0.02, 1, 1))
-    out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     png = out if out.suffix.lower() == ".png" else out.with_suffix(".png")
     svg = png.with_suffix(".svg")

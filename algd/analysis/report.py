@@ -14,7 +14,10 @@ Definitions (also printed under every table):
   straddles the limit.
 * **training cost** = cumulative cost incurred by the behaviour policy over all training steps
   (``cum_train_cost`` in the last row), IQM [95% CI] over seeds; ``budget`` is what it would be if
-  every training episode had spent exactly its limit (episode budgets only).
+  every training episode had spent exactly its limit (episode budgets only), over the shortest
+  run's steps.
+* **env steps** = the length of the runs (a range when they differ; each run's final value is
+  taken at its own end).
 """
 
 from __future__ import annotations
@@ -40,6 +43,7 @@ class ReportRow:
     algorithm: str
     seeds: int
     env_steps: int  #: environment steps of the shortest run
+    env_steps_max: int  #: environment steps of the longest run
     cost_limit: float
     budget: str
     return_iqm: float
@@ -81,10 +85,12 @@ def build_report(
         c_est = bootstrap_ci(cost, reps=reps, rng=rng)
         t_est = bootstrap_ci(train_cost, reps=reps, rng=rng)
         steps = min(int(r.env_steps[-1]) for r in g.runs)
+        steps_max = max(int(r.env_steps[-1]) for r in g.runs)
         T = g.runs[0].episode_length
         allowance = g.cost_limit * steps / T if g.budget == "episode" and T > 0 else math.nan
         rows.append(ReportRow(
             task=g.task, algorithm=g.label, seeds=len(g.runs), env_steps=steps,
+            env_steps_max=steps_max,
             cost_limit=g.cost_limit, budget=g.budget,
             return_iqm=r_est.value, return_low=r_est.low, return_high=r_est.high,
             cost_iqm=c_est.value, cost_low=c_est.low, cost_high=c_est.high,
@@ -95,6 +101,11 @@ def build_report(
             seed_list=" ".join(str(s) for s in g.seeds),
         ))
     return rows
+
+
+def _steps(r: ReportRow) -> str:
+    return str(r.env_steps) if r.env_steps == r.env_steps_max else \
+        f"{r.env_steps}–{r.env_steps_max}"
 
 
 def _num(x: float, digits: int = 2) -> str:
@@ -122,7 +133,7 @@ def to_markdown(rows: Sequence[ReportRow], *, last: int = 1) -> str:
         out.write("|---|---:|---:|---|---|---:|---|---|---:|\n")
         for r in task_rows:
             out.write(
-                f"| {r.algorithm} | {r.seeds} | {r.env_steps} "
+                f"| {r.algorithm} | {r.seeds} | {_steps(r)} "
                 f"| {_ci(r.return_iqm, r.return_low, r.return_high)} "
                 f"| {_ci(r.cost_iqm, r.cost_low, r.cost_high)} "
                 f"| {r.within_limit}/{r.seeds} | {r.constraint} "
