@@ -189,3 +189,19 @@ def test_landscape_demo_from_the_command_line(tmp_path, capsys):
     readout = json.loads(out.with_suffix(".json").read_text())
     assert [s["position"] for s in readout["states"]] == [[-1.0, 0.0], [0.0, 0.7]]
     assert out.stat().st_size > 20_000
+
+
+@pytest.mark.skipif(not __import__("torch").cuda.is_available(), reason="needs a CUDA device")
+def test_a_run_trained_on_the_gpu_evaluates_and_explains_on_the_cpu(tmp_path):
+    from algd.analysis.evaluation import evaluate_run
+    from algd.analysis.landscape import landscape_run
+
+    cfg = TrainConfig(seed=0, out=str(tmp_path / "gpu"), device="cuda", **TINY)
+    Trainer(cfg, get_algo(cfg.algo).make_config(TINY_ALGO)).run()
+    rep = evaluate_run(tmp_path / "gpu", episodes=2, device="cpu",
+                       seed=SeedStreams.from_seed(0).eval_env)
+    assert rep["device"] == "cpu"
+    last = metrics(tmp_path / "gpu")[-1]  # same weights, same starts: same numbers (to float32)
+    assert rep["return_mean"] == pytest.approx(float(last["eval_return"]), rel=1e-3, abs=1e-3)
+    res = landscape_run(str(tmp_path / "gpu"), samples=8, grid=11)
+    assert len(res.states) == 3

@@ -496,8 +496,8 @@ def landscape_demo(
         f"λ = {lam:g}, ρ = {rho:g}, h = {caricature.threshold:.3g}, β = {temperature:g}",
         states=states, lam=lam, rho=rho, threshold=caricature.threshold,
         draw_arena=get_task("PointDetour").draw_arena, axis_labels=POINT_DETOUR_AXES,
-        notes=["critics: DetourCaricature (progress reward; cost bump around the heading into "
-               "the hazard, boundary at the tangent headings)",
+        notes=["critics: DetourCaricature (progress reward; cost rising for headings into the "
+               "hazard, boundary at the tangent headings)",
                "paths: VE-SDE chain (K = 5) driven by the Monte-Carlo score of exp(−E) of each "
                "panel's energy"],
     )
