@@ -4,6 +4,7 @@
                [--device auto|cpu|cuda] [--<any config field> VALUE ...]
     algd train --resume RUN_DIR [--steps N]
     algd algos | envs | presets
+    algd eval | plot | report | landscape   (see algd.analysis.commands)
 
 Every field of the training config and of the chosen algorithm's config is a flag
 (``--batch-size 256`` or ``--batch_size 256``); ``algd train --algo NAME --help`` lists them with
@@ -30,11 +31,11 @@ from algd.config import (
 )
 
 
-class _Parser(argparse.ArgumentParser):
+class ArgParser(argparse.ArgumentParser):
     """argparse, but errors are one-line :class:`ConfigError`s (printed by ``main``)."""
 
     def error(self, message: str) -> None:  # type: ignore[override]
-        raise ConfigError(f"{message} (see `{self.prog} --help`)")
+        raise ConfigError(f"{self.prog}: {message} (see `{self.prog} --help`)")
 
 
 def _metavar(tp: Any) -> str:
@@ -72,7 +73,7 @@ def _train_parser(algo_name: str, prog: str) -> argparse.ArgumentParser:
     from algd.algos.registry import get_algo
 
     spec = get_algo(algo_name)
-    p = _Parser(
+    p = ArgParser(
         prog=prog,
         description=f"Train an agent. Showing the options of --algo {algo_name}: "
         f"{spec.description}",
@@ -95,7 +96,7 @@ def resolve_train_args(argv: Sequence[str]) -> tuple[TrainConfig, Any]:
     """Turn ``algd train`` arguments into validated (TrainConfig, algorithm config)."""
     from algd.algos.registry import get_algo
 
-    pre = _Parser(add_help=False, prog="algd train")
+    pre = ArgParser(add_help=False, prog="algd train")
     pre.add_argument("--algo")
     pre.add_argument("--preset")
     known, _ = pre.parse_known_args(argv)
@@ -122,7 +123,7 @@ def resolve_train_args(argv: Sequence[str]) -> tuple[TrainConfig, Any]:
 
 def _resume_args(argv: Sequence[str]) -> tuple[str | None, dict[str, Any]]:
     """Split ``--resume RUN_DIR`` from the (few) flags a resumed run may change."""
-    pre = _Parser(add_help=False, prog="algd train")
+    pre = ArgParser(add_help=False, prog="algd train")
     pre.add_argument("--resume")
     known, rest = pre.parse_known_args(argv)
     if known.resume is None:
@@ -203,12 +204,28 @@ def cmd_bench(argv: Sequence[str]) -> int:
     return bench_main(list(argv))
 
 
+def _analysis(name: str):
+    """A command of :mod:`algd.analysis.commands`, imported when run (keeps `algd` start fast)."""
+
+    def run(argv: Sequence[str]) -> int:
+        from algd.analysis import commands
+
+        return getattr(commands, name)(argv)
+
+    return run
+
+
 COMMANDS = {
     "train": (cmd_train, "train an agent (algd train --help)"),
     "algos": (cmd_algos, "list the algorithms"),
     "envs": (cmd_envs, "list the tasks"),
     "presets": (cmd_presets, "list the presets"),
     "bench": (cmd_bench, "measure update speed against the machine's matmul peak"),
+    "eval": (_analysis("cmd_eval"), "evaluate a saved run on fresh episodes (eval.json)"),
+    "plot": (_analysis("cmd_plot"), "learning curves of many runs, mean and CI over seeds"),
+    "report": (_analysis("cmd_report"), "table of final return and cost, IQM and CI over seeds"),
+    "landscape": (_analysis("cmd_landscape"),
+                  "plain vs augmented Lagrangian energy over the action box (--demo: no run)"),
 }
 
 

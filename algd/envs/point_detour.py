@@ -91,6 +91,10 @@ class PointDetourVec(ConstrainedVecEnv):
         obs[:, 4] = np.linalg.norm(pos - self._hazard, axis=1) - self.params.hazard_radius
         return obs
 
+    def observe(self, pos: np.ndarray) -> np.ndarray:
+        """The observations [N, 5] of a robot at positions ``pos`` [N, 2] (for analysis tools)."""
+        return self._observe(np.asarray(pos, dtype=np.float64).reshape(-1, 2))
+
     def in_hazard(self, pos: np.ndarray) -> np.ndarray:
         """Boolean mask of positions strictly inside the hazard."""
         return np.linalg.norm(pos - self._hazard, axis=-1) < self.params.hazard_radius

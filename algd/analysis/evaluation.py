@@ -1,0 +1,136 @@
+"""Evaluate a saved run: reload its checkpoint, run fresh episodes, write ``eval.json``.
+
+    from algd.analysis.evaluation import evaluate_run
+    report = evaluate_run("runs/PointDetour/algd-vesde/seed0-…", episodes=50, device="cpu")
+    report["deterministic"]["return_mean"], report["stochastic"]["episodes_over_limit"]
+
+Both samplers are evaluated on the same seeded start states: *deterministic* (zero start, no
+injected noise; what training evaluates) and *stochastic* (random start and noise; what the agent
+does while collecting data). The top-level ``return_mean``/``cost_mean``/… keys repeat the
+deterministic numbers.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from algd.config import ConfigError
+from algd.train.checkpoint import LoadedRun, load_run
+from algd.train.evaluate import EvalResult, evaluate
+from algd.train.seeding import SeedStreams
+
+EVAL_FILE = "eval.json"
+MAX_EVAL_ENVS = 16  #: the training loop evaluates on min(episodes, 16) environments too
+
+
+def default_eval_seed(run_seed: int) -> int:
+    """Seed of the start states used by ``algd eval``: fixed per run, but not the ones training
+    evaluated on (those are ``SeedStreams.from_seed(seed).eval_env``), so the numbers are on
+    held-out starts."""
+    return SeedStreams.from_seed(run_seed).eval_env + 1_000_003
+
+
+def _stats(res: EvalResult, limit: float) -> dict[str, Any]:
+    return {
+        "return_mean": float(res.returns.mean()),
+        "return_std": float(res.returns.std()),
+        "cost_mean": float(res.costs.mean()),
+        "cost_std": float(res.costs.std()),
+        "length_mean": float(res.lengths.mean()),
+        "episodes_over_limit": float(np.mean(res.costs > limit)),
+        "returns": [float(x) for x in res.returns],
+        "costs": [float(x) for x in res.costs],
+    }
+
+
+def evaluate_loaded(
+    run: LoadedRun,
+    episodes: int,
+    seed: int,
+    modes: tuple[str, ...] = ("deterministic", "stochastic"),
+) -> dict[str, dict[str, Any]]:
+    """Run ``episodes`` episodes per sampling mode; returns per-mode statistics."""
+    gamma = float(getattr(run.algo_cfg, "gamma", 0.99))  # as the training loop builds its envs
+    env = run.task.make(min(episodes, MAX_EVAL_ENVS), gamma)
+    out = {}
+    try:
+        for mode in modes:
+            torch.manual_seed(seed)  # the stochastic sampler's noise is reproducible too
+            res = evaluate(run.agent, env, episodes, deterministic=mode == "deterministic",
+                           seed=seed)
+            out[mode] = _stats(res, run.cost_limit)
+    finally:
+        env.close()
+    return out
+
+
+def evaluate_run(
+    run_dir: Path | str,
+    episodes: int = 20,
+    *,
+    device: str = "cpu",
+    seed: int | None = None,
+    write: bool = True,
+) -> dict[str, Any]:
+    """Evaluate a run directory's checkpoint and (by default) write ``eval.json`` into it.
+
+    Args:
+        run_dir: a run directory with ``config.json`` and ``checkpoint.pt``.
+        episodes: episodes per sampling mode.
+        device: where to run the agent (a GPU-trained run loads on ``cpu``).
+        seed: start-state seed (default :func:`default_eval_seed` of the run's seed).
+        write: write ``eval.json``.
+    """
+    if episodes < 1:
+        raise ConfigError(f"--episodes must be >= 1, got {episodes}")
+    run = load_run(run_dir, device)
+    seed = default_eval_seed(run.train_cfg.seed) if seed is None else int(seed)
+    modes = evaluate_loaded(run, episodes, seed)
+    det = modes["deterministic"]
+    report: dict[str, Any] = {
+        "run_dir": str(run.run_dir),
+        "algo": run.train_cfg.algo,
+        "env": run.task.name,
+        "checkpoint_env_steps": run.env_steps,
+        "episodes": episodes,
+        "seed": seed,
+        "device": str(run.agent.device),
+        "cost_limit": run.cost_limit,
+        "cost_budget_kind": run.task.budget,
+        "lambda": float(run.agent.lagrange_multiplier),
+        **{k: v for k, v in det.items() if k not in ("returns", "costs")},
+        "constraint_satisfied": bool(det["cost_mean"] <= run.cost_limit),
+        **modes,
+    }
+    if write:
+        path = Path(run_dir) / EVAL_FILE
+        tmp = path.with_suffix(".json.tmp")
+        tmp.write_text(json.dumps(report, indent=2) + "\n")
+        tmp.replace(path)
+        report["path"] = str(path)
+    return report
+
+
+def format_eval(report: dict[str, Any]) -> str:
+    """Human-readable summary of :func:`evaluate_run`'s result."""
+    kind = "discounted cost" if report["cost_budget_kind"] == "discounted" else "cost"
+    lines = [
+        f"{report['algo']} on {report['env']} (checkpoint at {report['checkpoint_env_steps']} "
+        f"env steps), {report['episodes']} episodes per sampler, seed {report['seed']}, "
+        f"λ = {report['lambda']:.3g}",
+        f"  {'sampler':14s} {'return':>17s} {kind:>17s}   episodes over the limit "
+        f"{report['cost_limit']:g}",
+    ]
+    for mode in ("deterministic", "stochastic"):
+        s = report[mode]
+        ret = f"{s['return_mean']:.2f} ± {s['return_std']:.2f}"
+        cost = f"{s['cost_mean']:.2f} ± {s['cost_std']:.2f}"
+        lines.append(f"  {mode:14s} {ret:>17s} {cost:>17s}   {100 * s['episodes_over_limit']:.0f}%")
+    if "path" in report:
+        lines.append(f"  written to {report['path']}")
+    return "\n".join(lines)

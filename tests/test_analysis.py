@@ -1,0 +1,207 @@
+"""Round trips on tiny real runs: train → eval → plot → report → landscape, numbers checked
+against the runs' own metrics files."""
+
+import csv
+import json
+import math
+
+import numpy as np
+import pytest
+
+from algd.algos import get_algo
+from algd.analysis.runs import align, find_run_dirs, group_runs, load_runs
+from algd.analysis.stats import iqm
+from algd.cli import main
+from algd.config import ConfigError, TrainConfig
+from algd.train import Trainer
+from algd.train.seeding import SeedStreams
+
+TINY = dict(steps=200, warmup_steps=100, eval_every=50, eval_episodes=2, batch_size=32, utd=0.5,
+            progress=False, plot=False)
+TINY_ALGO = dict(policy_hidden=16, critic_hidden=(16, 16))
+
+
+@pytest.fixture(scope="module")
+def sweep(tmp_path_factory):
+    """Four tiny runs: three seeds of one setting (one evaluated on another grid), a ρ variant."""
+    root = tmp_path_factory.mktemp("sweep")
+    specs = [("vesde/s0", 0, {}, {}), ("vesde/s1", 1, {}, {}),
+             ("vesde/s2", 2, {"eval_every": 75}, {}), ("rho4/s0", 0, {}, {"rho": 4.0})]
+    for name, seed, train_kw, algo_kw in specs:
+        cfg = TrainConfig(seed=seed, out=str(root / name), **{**TINY, **train_kw})
+        Trainer(cfg, get_algo(cfg.algo).make_config({**TINY_ALGO, **algo_kw})).run()
+    return root
+
+
+def metrics(run_dir):
+    with open(run_dir / "metrics.csv") as f:
+        return list(csv.DictReader(f))
+
+
+def col(run_dir, name):
+    return np.array([float(r[name]) for r in metrics(run_dir)])
+
+
+def test_eval_on_the_training_starts_reproduces_the_last_evaluation(sweep, capsys):
+    from algd.analysis.evaluation import evaluate_run
+
+    run = sweep / "vesde/s1"
+    last = metrics(run)[-1]
+    rep = evaluate_run(run, episodes=2, seed=SeedStreams.from_seed(1).eval_env)
+    assert rep["return_mean"] == pytest.approx(float(last["eval_return"]), rel=1e-5, abs=1e-5)
+    assert rep["cost_mean"] == pytest.approx(float(last["eval_cost"]), rel=1e-5, abs=1e-5)
+    assert rep["lambda"] == pytest.approx(float(last["lambda"]), rel=1e-5)
+    # the CLI: held-out starts by default, both samplers, eval.json in the run directory
+    assert main(["eval", str(run), "--episodes", "3", "--device", "cpu"]) == 0
+    out = capsys.readouterr().out
+    assert "deterministic" in out and "stochastic" in out and "eval.json" in out
+    saved = json.loads((run / "eval.json").read_text())
+    assert saved["episodes"] == 3 and saved["seed"] != SeedStreams.from_seed(1).eval_env
+    for mode in ("deterministic", "stochastic"):
+        s = saved[mode]
+        assert len(s["returns"]) == 3
+        assert s["return_mean"] == pytest.approx(np.mean(s["returns"]))
+        assert s["cost_std"] == pytest.approx(np.std(s["costs"]))
+        assert s["episodes_over_limit"] == pytest.approx(np.mean(np.array(s["costs"]) > 2.0))
+    assert saved["return_mean"] == saved["deterministic"]["return_mean"]
+    assert {"return_mean", "cost_mean", "episodes", "cost_limit"} <= set(saved)
+
+
+def test_runs_are_found_and_grouped_by_setting(sweep):
+    assert len(find_run_dirs([sweep])) == 4
+    assert len(find_run_dirs([str(sweep / "vesde" / "s*")])) == 3  # a glob
+    groups = {g.label: g for g in group_runs(load_runs([sweep]))}
+    assert set(groups) == {"algd-vesde (rho=1)", "algd-vesde (rho=4)"}
+    assert groups["algd-vesde (rho=1)"].seeds == [0, 1, 2]
+    with pytest.raises(ConfigError, match="no such file"):
+        find_run_dirs([str(sweep / "nowhere")])
+    with pytest.raises(ConfigError, match="no run directories"):
+        find_run_dirs([sweep / "vesde" / "s0" / "metrics.csv"])
+
+
+def test_curves_on_different_grids_are_interpolated_onto_the_union(sweep):
+    g = {g.label: g for g in group_runs(load_runs([sweep / "vesde"]))}["algd-vesde"]
+    cur = align(g.runs, "eval_return")
+    assert cur.interpolated and not cur.truncated
+    np.testing.assert_array_equal(cur.steps, [0, 50, 75, 100, 150, 200])
+    s0, s2 = col(sweep / "vesde/s0", "eval_return"), col(sweep / "vesde/s2", "eval_return")
+    np.testing.assert_allclose(cur.values[0][[0, 1, 3, 4, 5]], s0)  # its own points, unchanged
+    np.testing.assert_allclose(cur.values[2][[0, 2, 4, 5]], s2)  # steps 0, 75, 150, 200
+    np.testing.assert_allclose(cur.values[2][1], s2[0] + (s2[1] - s2[0]) * 50 / 75)
+    same = align(g.runs[:2], "eval_return")  # identical grids: taken as they are
+    assert not same.interpolated and same.steps.tolist() == [0, 50, 100, 150, 200]
+
+
+def test_report_matches_the_metrics_files(sweep, tmp_path, capsys):
+    out = tmp_path / "report.md"
+    assert main(["report", str(sweep), "--out", str(out), "--reps", "2000"]) == 0
+    text = capsys.readouterr().out
+    assert "| algd-vesde (rho=1) | 3 | 200 |" in text and "IQM" not in text.split("|")[0]
+    assert out.read_text() in text
+    with open(tmp_path / "report.csv") as f:
+        rows = {r["algorithm"]: r for r in csv.DictReader(f)}
+    r = rows["algd-vesde (rho=1)"]
+    dirs = [sweep / f"vesde/s{i}" for i in range(3)]
+    finals = np.array([col(d, "eval_return")[-1] for d in dirs])
+    costs = np.array([col(d, "eval_cost")[-1] for d in dirs])
+    train_costs = np.array([col(d, "cum_train_cost")[-1] for d in dirs])
+    assert float(r["return_iqm"]) == pytest.approx(iqm(finals), rel=1e-5)
+    assert float(r["cost_iqm"]) == pytest.approx(iqm(costs), rel=1e-5, abs=1e-9)
+    assert float(r["train_cost_iqm"]) == pytest.approx(iqm(train_costs), rel=1e-5, abs=1e-9)
+    assert float(r["return_low"]) <= float(r["return_iqm"]) <= float(r["return_high"])
+    assert finals.min() - 1e-9 <= float(r["return_low"])
+    assert float(r["return_high"]) <= finals.max() + 1e-9
+    assert int(r["within_limit"]) == int(np.sum(costs <= 2.0)) and int(r["seeds"]) == 3
+    assert float(r["train_cost_budget"]) == pytest.approx(2.0 * 200 / 50)
+    one = rows["algd-vesde (rho=4)"]  # a single seed: a value, no interval
+    assert one["seeds"] == "1" and one["return_low"] == "nan"
+    assert "(1 seed)" in text
+
+
+def test_report_final_can_average_the_last_evaluations(sweep):
+    from algd.analysis.report import build_report
+
+    rows = build_report(group_runs(load_runs([sweep / "vesde"])), last=2, reps=500)
+    finals = [col(sweep / f"vesde/s{i}", "eval_return")[-2:].mean() for i in range(3)]
+    assert rows[0].return_iqm == pytest.approx(iqm(np.array(finals)), rel=1e-5)
+
+
+def test_plot_writes_png_and_svg(sweep, tmp_path, capsys):
+    out = tmp_path / "fig" / "curves.png"
+    assert main(["plot", str(sweep), "--out", str(out), "--smooth", "2"]) == 0
+    assert out.stat().st_size > 20_000 and out.with_suffix(".svg").stat().st_size > 20_000
+    assert "algd-vesde (rho=1)" in capsys.readouterr().out
+    assert main(["plot", str(sweep / "vesde" / "s0")]) == 0  # default: next to the run
+    assert (sweep / "vesde" / "s0" / "comparison.png").exists()
+
+
+def test_moving_average_is_trailing_and_keeps_the_first_points():
+    from algd.analysis.compare import moving_average
+
+    y = np.array([[1.0, 2.0, 3.0, 4.0]])
+    np.testing.assert_allclose(moving_average(y, 2), [[1.0, 1.5, 2.5, 3.5]])
+    np.testing.assert_allclose(moving_average(y, 1), y)
+
+
+@pytest.mark.parametrize("argv,message", [
+    (["plot", "/nonexistent/run"], "no such file"),
+    (["report", "--last", "0", "."], "--last and --reps must be >= 1"),
+    (["eval", "/nonexistent/run"], "not a run directory"),
+    (["landscape"], "give a run directory or --demo"),
+    (["landscape", "--demo", "--positions", "1;2"], "--positions expects"),
+    (["report"], "the following arguments are required"),
+])
+def test_analysis_commands_fail_with_one_line(argv, message, capsys):
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert message in err and len(err.splitlines()) == 1, err
+
+
+def test_landscape_of_a_trained_run(sweep, tmp_path, capsys):
+    run = sweep / "vesde" / "s0"
+    out = tmp_path / "land.png"
+    assert main(["landscape", str(run), "--out", str(out), "--grid", "21", "--samples", "16"]) == 0
+    assert out.stat().st_size > 20_000 and out.with_suffix(".svg").exists()
+    readout = json.loads(out.with_suffix(".json").read_text())
+    assert readout["lambda"] == pytest.approx(col(run, "lambda")[-1], rel=1e-5)  # the run's λ
+    assert [s["name"] for s in readout["states"]] == ["start", "beside the hazard",
+                                                      "above the hazard"]
+    for s in readout["states"]:
+        for kind in ("lagrangian", "augmented"):
+            r = s[kind]
+            assert r["samples"] == 16 and math.isfinite(r["lam_min_at_policy_action"])
+            assert r["sampler"] == "trained policy"
+    assert "λmin" in capsys.readouterr().out
+
+
+def test_landscape_states_from_rollouts_are_closest_to_the_boundary(sweep):
+    from algd.analysis.landscape import landscape_run
+
+    res = landscape_run(str(sweep / "vesde" / "s0"), states="rollout", lam=2.0, samples=8, grid=11)
+    assert res.lam == 2.0 and [s.name for s in res.states][0] == "start"
+    assert all(s.name.startswith("near boundary (g = ") for s in res.states[1:])
+
+
+def test_landscape_demo_from_the_command_line(tmp_path, capsys):
+    out = tmp_path / "demo.png"
+    assert main(["landscape", "--demo", "--out", str(out), "--grid", "21", "--samples", "16",
+                 "--positions=-1,0;0,0.7"]) == 0
+    readout = json.loads(out.with_suffix(".json").read_text())
+    assert [s["position"] for s in readout["states"]] == [[-1.0, 0.0], [0.0, 0.7]]
+    assert out.stat().st_size > 20_000
+
+
+@pytest.mark.skipif(not __import__("torch").cuda.is_available(), reason="needs a CUDA device")
+def test_a_run_trained_on_the_gpu_evaluates_and_explains_on_the_cpu(tmp_path):
+    from algd.analysis.evaluation import evaluate_run
+    from algd.analysis.landscape import landscape_run
+
+    cfg = TrainConfig(seed=0, out=str(tmp_path / "gpu"), device="cuda", **TINY)
+    Trainer(cfg, get_algo(cfg.algo).make_config(TINY_ALGO)).run()
+    rep = evaluate_run(tmp_path / "gpu", episodes=2, device="cpu",
+                       seed=SeedStreams.from_seed(0).eval_env)
+    assert rep["device"] == "cpu"
+    last = metrics(tmp_path / "gpu")[-1]  # same weights, same starts: same numbers (to float32)
+    assert rep["return_mean"] == pytest.approx(float(last["eval_return"]), rel=1e-3, abs=1e-3)
+    res = landscape_run(str(tmp_path / "gpu"), samples=8, grid=11)
+    assert len(res.states) == 3
