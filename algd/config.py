@@ -61,10 +61,11 @@ class TrainConfig:
     """replay capacity (FIFO)"""
     eval_every: int = 1_000
     """environment steps between evaluations (one metrics.csv row each)"""
-    eval_episodes: int = 10
+    eval_episodes: int = 20
     """episodes per evaluation, run on a separate environment"""
-    eval_deterministic: bool = True
-    """evaluate with the deterministic sampler (zero start, no injected noise)"""
+    eval_deterministic: bool = False
+    """evaluate with the deterministic sampler (zero start, no injected noise) instead of the
+    stochastic one the losses train (the reference's choice; see docs/reference_differences.md)"""
     cost_limit: float | None = None
     """override the task's cost budget (per episode, or discounted for discounted tasks)"""
     torch_threads: int | None = None

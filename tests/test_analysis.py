@@ -17,7 +17,7 @@ from algd.train import Trainer
 from algd.train.seeding import SeedStreams
 
 TINY = dict(steps=200, warmup_steps=100, eval_every=50, eval_episodes=2, batch_size=32, utd=0.5,
-            progress=False, plot=False)
+            progress=False, plot=False, eval_deterministic=True)  # reproducible from a checkpoint
 TINY_ALGO = dict(policy_hidden=16, critic_hidden=(16, 16))
 
 

@@ -13,7 +13,7 @@ from algd.train import Trainer
 
 @pytest.mark.parametrize("algo", ["algd-vesde", "algd-ddpm"])
 def test_algd_learns_safe_detour(tmp_path, algo):
-    cfg = TrainConfig(algo=algo, steps=6000, seed=0, eval_every=1000, eval_episodes=10,
+    cfg = TrainConfig(algo=algo, steps=6000, seed=0, eval_every=1000, eval_episodes=20,
                       progress=False, plot=False, checkpoint=False, out=str(tmp_path / algo))
     result = Trainer(cfg, get_algo(algo).make_config()).run()
     s = result.summary

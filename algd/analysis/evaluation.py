@@ -4,10 +4,11 @@
     report = evaluate_run("runs/PointDetour/algd-vesde/seed0-…", episodes=50, device="cpu")
     report["deterministic"]["return_mean"], report["stochastic"]["episodes_over_limit"]
 
-Both samplers are evaluated on the same seeded start states: *deterministic* (zero start, no
-injected noise; what training evaluates) and *stochastic* (random start and noise; what the agent
-does while collecting data). The top-level ``return_mean``/``cost_mean``/… keys repeat the
-deterministic numbers.
+Both samplers are evaluated on the same seeded start states: *stochastic* (random start and noise:
+the policy the losses train and the agent acts with) and *deterministic* (zero start, no injected
+noise). The top-level ``return_mean``/``cost_mean``/… keys repeat the numbers of the sampler the
+run itself evaluated with during training (``eval_deterministic`` in its config; stochastic by
+default), named in ``sampler``.
 """
 
 from __future__ import annotations
@@ -91,7 +92,8 @@ def evaluate_run(
     run = load_run(run_dir, device)
     seed = default_eval_seed(run.train_cfg.seed) if seed is None else int(seed)
     modes = evaluate_loaded(run, episodes, seed)
-    det = modes["deterministic"]
+    primary = "deterministic" if run.train_cfg.eval_deterministic else "stochastic"
+    main = modes[primary]
     report: dict[str, Any] = {
         "run_dir": str(run.run_dir),
         "algo": run.train_cfg.algo,
@@ -103,8 +105,9 @@ def evaluate_run(
         "cost_limit": run.cost_limit,
         "cost_budget_kind": run.task.budget,
         "lambda": float(run.agent.lagrange_multiplier),
-        **{k: v for k, v in det.items() if k not in ("returns", "costs")},
-        "constraint_satisfied": bool(det["cost_mean"] <= run.cost_limit),
+        "sampler": primary,
+        **{k: v for k, v in main.items() if k not in ("returns", "costs")},
+        "constraint_satisfied": bool(main["cost_mean"] <= run.cost_limit),
         **modes,
     }
     if write:
@@ -126,11 +129,13 @@ def format_eval(report: dict[str, Any]) -> str:
         f"  {'sampler':14s} {'return':>17s} {kind:>17s}   episodes over the limit "
         f"{report['cost_limit']:g}",
     ]
-    for mode in ("deterministic", "stochastic"):
+    for mode in ("stochastic", "deterministic"):
         s = report[mode]
         ret = f"{s['return_mean']:.2f} ± {s['return_std']:.2f}"
         cost = f"{s['cost_mean']:.2f} ± {s['cost_std']:.2f}"
-        lines.append(f"  {mode:14s} {ret:>17s} {cost:>17s}   {100 * s['episodes_over_limit']:.0f}%")
+        mark = " (as in training)" if mode == report.get("sampler") else ""
+        lines.append(f"  {mode:14s} {ret:>17s} {cost:>17s}   "
+                     f"{100 * s['episodes_over_limit']:.0f}%{mark}")
     if "path" in report:
         lines.append(f"  written to {report['path']}")
     return "\n".join(lines)
