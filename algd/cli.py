@@ -161,7 +161,8 @@ def cmd_envs(argv: Sequence[str]) -> int:
           "400 steps, budget 10).")
     for extra in ("mujoco", "safety"):
         if not extra_available(extra):
-            print(f"Install the {extra} tasks with: {INSTALL_COMMANDS[extra]}")
+            print(f"Install the {extra} tasks with: {INSTALL_COMMANDS[extra]}  "
+                  f"(in a clone: -e '.[{extra}]')")
     return 0
 
 

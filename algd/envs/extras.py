@@ -25,6 +25,8 @@ INSTALL_COMMANDS: dict[str, str] = {
     "safety": "pip install 'algd[safety]' && pip install --no-deps safety-gymnasium==1.0.0",
     "video": "pip install 'algd[video]'",
 }
+#: how the same extras are installed from a clone of the repository
+_FROM_CLONE = "in a clone of algd, write -e '.[EXTRA]' for 'algd[EXTRA]'"
 
 #: the module whose presence shows that an extra is installed
 _PROBE: dict[str, str] = {"mujoco": "mujoco", "safety": "safety_gymnasium", "video": "imageio"}
@@ -45,7 +47,7 @@ def require_extra(extra: str, what: str) -> None:
     if not extra_available(extra):
         raise MissingExtraError(
             f"{what} needs the optional '{extra}' dependencies; install them with: "
-            f"{INSTALL_COMMANDS[extra]}"
+            f"{INSTALL_COMMANDS[extra]} ({_FROM_CLONE.replace('EXTRA', extra)})"
         )
 
 

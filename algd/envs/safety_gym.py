@@ -102,11 +102,12 @@ class _ColourFix(importlib.abc.MetaPathFinder):
         return spec
 
 
-def import_safety_gymnasium() -> ModuleType:
-    """Import ``safety_gymnasium`` (with the Python 3.11 colour fix); explain if it is missing."""
+def import_safety_gymnasium(what: str = "Safety-Gymnasium") -> ModuleType:
+    """Import ``safety_gymnasium`` (with the Python 3.11 colour fix); if it is missing, raise
+    a :class:`MissingExtraError` saying that ``what`` needs it and how to install it."""
     if "safety_gymnasium" in sys.modules:
         return sys.modules["safety_gymnasium"]
-    require_extra("safety", "Safety-Gymnasium tasks")
+    require_extra("safety", what)
     if _COLOR_MODULE in sys.modules:  # left over from an earlier, failed import
         _make_colours_hashable(sys.modules[_COLOR_MODULE])
     finder = _ColourFix()
@@ -135,14 +136,14 @@ def make_safety_env(env_id: str, max_episode_steps: int | None = None,
                     render_mode: str | None = None) -> gym.Env:
     """One adapted Safety-Gymnasium environment; ``max_episode_steps`` overrides the id's own
     episode length (the ALGD protocol's 400)."""
-    sg = import_safety_gymnasium()
+    sg = import_safety_gymnasium(f"task {env_id}")
     env = sg.make(env_id, max_episode_steps=max_episode_steps, render_mode=render_mode)
     return SafetyGymnasiumAdapter(env)
 
 
 def registered_episode_steps(env_id: str) -> int:
     """The episode length Safety-Gymnasium registers for ``env_id`` (raises if unknown)."""
-    import_safety_gymnasium()
+    import_safety_gymnasium(f"task {env_id}")
     spec = gym.registry.get(env_id)
     if spec is None or spec.max_episode_steps is None:
         raise KeyError(env_id)
