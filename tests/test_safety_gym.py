@@ -123,3 +123,20 @@ def test_names_resolve_or_explain():
         get_task("SafetyPointGoal1Vision-v0")
     with pytest.raises(KeyError, match="unknown task"):
         get_task("SafetyPointGoal7-v0")
+
+
+def test_frames_render_off_screen_with_markers(monkeypatch):
+    """The lidar and cost markers render on MuJoCo 3 (the adapter initialises their material)."""
+    import ctypes.util
+
+    if ctypes.util.find_library("EGL") is None:
+        pytest.skip("no EGL library for off-screen rendering")
+    monkeypatch.setenv("MUJOCO_GL", "egl")  # read when the renderer is created
+    env = get_task("PointGoal1").make_env(render_mode="rgb_array")
+    env.reset(seed=0)
+    teleport(env, env.unwrapped.task.hazards.pos[0][:2])
+    *_, info = env.step(np.zeros(2))
+    assert info["cost"] == 1.0  # the cost sphere is drawn too
+    frame = env.render()
+    assert frame.ndim == 3 and frame.shape[2] == 3 and frame.std() > 5
+    env.close()

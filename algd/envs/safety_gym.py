@@ -131,13 +131,26 @@ class SafetyGymnasiumAdapter(gym.Wrapper):
         info["cost"] = float(cost)
         return obs, float(reward), bool(terminated), bool(truncated), info
 
+    def render(self):  # type: ignore[override]
+        """The frame, with markers fixed for MuJoCo 3: Safety-Gymnasium draws lidar and cost
+        markers through Gymnasium 0.29's renderer, which leaves the marker field ``matid`` (new
+        in MuJoCo 3) uninitialised, and ``mjr_render`` then crashes; markers get no material."""
+        if self.render_mode in ("rgb_array", "depth_array"):
+            viewer = self.env.unwrapped.task._get_viewer(self.render_mode)
+            if not getattr(viewer, "_algd_marker_fix", False):
+                add_marker = viewer.add_marker
+                viewer.add_marker = lambda **marker: add_marker(**{"matid": -1, **marker})
+                viewer._algd_marker_fix = True
+        return self.env.render()
+
 
 def make_safety_env(env_id: str, max_episode_steps: int | None = None,
                     render_mode: str | None = None) -> gym.Env:
     """One adapted Safety-Gymnasium environment; ``max_episode_steps`` overrides the id's own
-    episode length (the ALGD protocol's 400)."""
+    episode length (the ALGD protocol's 400). Frames come from the overhead ``track`` camera."""
     sg = import_safety_gymnasium(f"task {env_id}")
-    env = sg.make(env_id, max_episode_steps=max_episode_steps, render_mode=render_mode)
+    kwargs = {"camera_name": "track"} if render_mode is not None else {}
+    env = sg.make(env_id, max_episode_steps=max_episode_steps, render_mode=render_mode, **kwargs)
     return SafetyGymnasiumAdapter(env)
 
 
