@@ -82,22 +82,31 @@ def test_seeded_reset_is_reproducible():
 
 
 def test_paper_protocol_cuts_episodes_at_400_and_goal_is_terminal_for_the_critics():
+    from algd.algos import get_algo
+    from algd.config import TrainConfig
+    from algd.train import Trainer
+
     spec = get_task("PointGoal1")  # any navigation task has an ALGD-protocol name
     assert (spec.cost_limit, spec.budget, spec.max_episode_steps) == (10.0, "episode", 400)
     assert not spec.cost_mask_terminal and spec.terminal_info_key == "goal_met"
     assert critic_threshold(10, "episode", 400, 0.99) == pytest.approx(2.4551, abs=1e-4)
-    env = spec.make(1)
-    env.reset(seed=2)
-    inner = env.envs[0]
+    cfg = TrainConfig(env="PointGoal1", warmup_policy="uniform", warmup_steps=1000, utd=0,
+                      eval_episodes=1, progress=False)
+    trainer = Trainer(cfg, get_algo(cfg.algo).make_config({"policy_hidden": 8,
+                                                           "critic_hidden": (8, 8)}))
+    assert trainer.agent.env_info.cost_mask_terminal is False  # the cost critic never stops
+    obs = trainer.env.reset(seed=2)
+    inner = trainer.env.envs[0]
     teleport(inner, inner.unwrapped.task.goal.pos[:2])
-    s = env.step(np.zeros((1, 2)))
-    # goal reached: the episode goes on (new goal), but the critics see a terminal transition
-    assert s.critic_terminal[0] and not s.done[0]
+    obs = trainer._collect(obs)
+    # goal reached: the episode goes on (Safety-Gymnasium places a new goal), but the replay
+    # stores a terminal transition for the reward critic
+    assert float(trainer.buffer.terminated[0]) == 1.0 and not trainer._episodes
     for t in range(2, 401):
-        s = env.step(np.zeros((1, 2)))
-        assert s.done[0] == (t == 400)
-    assert s.truncated[0] and not s.terminated[0] and not s.critic_terminal[0]
-    assert s.episode_length[0] == 400
+        assert not trainer._episodes, t
+        obs = trainer._collect(obs)
+    assert len(trainer._episodes) == 1  # the episode was cut at 400 steps ...
+    assert float(trainer.buffer.terminated[399]) == 0.0  # ... and the cut bootstraps
 
 
 def test_standard_protocol_keeps_the_registered_episode_length():
