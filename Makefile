@@ -20,11 +20,14 @@ test-slow: $(STAMP)
 install: $(STAMP)
 
 # torch is installed from requirements/cpu.txt first (the CPU build), so resolving the package's
-# own `torch>=2.2` requirement never pulls a multi-GB CUDA build.
+# own `torch>=2.2` requirement never pulls a multi-GB CUDA build. The simulator extras (MuJoCo,
+# Safety-Gymnasium) are installed too, so their tests run; safety-gymnasium itself goes in
+# without its pins (they cannot be satisfied on Python 3.11, see README "Benchmark tasks").
 $(STAMP): pyproject.toml requirements/cpu.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q -r requirements/cpu.txt
-	$(BIN)/pip install -q -e ".[dev]"
+	$(BIN)/pip install -q -e ".[dev,mujoco,safety]"
+	$(BIN)/pip install -q --no-deps safety-gymnasium==1.0.0
 	touch $(STAMP)
 
 clean:

@@ -5,6 +5,7 @@
     algd train --resume RUN_DIR [--steps N]
     algd algos | envs | presets
     algd eval | plot | report | landscape   (see algd.analysis.commands)
+    algd video RUN_DIR [--out FILE.gif|mp4] [--episodes N] [--max-steps N]
 
 Every field of the training config and of the chosen algorithm's config is a flag
 (``--batch-size 256`` or ``--batch_size 256``); ``algd train --algo NAME --help`` lists them with
@@ -183,12 +184,26 @@ def cmd_algos(argv: Sequence[str]) -> int:
 
 
 def cmd_envs(argv: Sequence[str]) -> int:
+    from algd.envs.extras import INSTALL_COMMANDS, extra_available
     from algd.envs.registry import list_tasks
 
-    for t in list_tasks():
-        kind = "discounted" if t.budget == "discounted" else "per episode"
-        print(f"{t.name:24s} limit {t.cost_limit:g} ({kind}), T={t.max_episode_steps}  "
-              f"{t.description}")
+    tasks = list_tasks()
+    order = {"built-in": 0, "ALGD/CAL": 1, "Safety-Gymnasium": 2}
+    titles = {"built-in": "built-in:", "ALGD/CAL": "ALGD/CAL protocol (the paper's):"}
+    for protocol in sorted({t.protocol for t in tasks}, key=lambda p: (order.get(p, 3), p)):
+        print(titles.get(protocol, f"{protocol} protocol:"))
+        for t in (t for t in tasks if t.protocol == protocol):
+            kind = "discounted" if t.budget == "discounted" else "per episode"
+            missing = t.extra is not None and not extra_available(t.extra)
+            print(f"  {t.name:30s} limit {t.cost_limit:g} ({kind}), T={t.max_episode_steps}  "
+                  f"{t.description}" + (f"  [needs algd[{t.extra}]]" if missing else ""))
+    print("\nAlso every Safety-Gymnasium navigation id, e.g. SafetyCarGoal2-v0 (Safety-Gymnasium "
+          "protocol),\nand the same without 'Safety' and '-v0', e.g. CarGoal2 (ALGD/CAL protocol: "
+          "400 steps, budget 10).")
+    for extra in ("mujoco", "safety"):
+        if not extra_available(extra):
+            print(f"Install the {extra} tasks with: {INSTALL_COMMANDS[extra]}  "
+                  f"(in a clone: -e '.[{extra}]')")
     return 0
 
 
@@ -215,6 +230,38 @@ def _analysis(name: str):
     return run
 
 
+def cmd_video(argv: Sequence[str]) -> int:
+    try:
+        from algd.analysis.video import record_video
+    except (ImportError, AttributeError) as exc:  # MuJoCo failed to load the MUJOCO_GL backend
+        import os
+
+        raise ConfigError(f"MuJoCo cannot load the rendering backend MUJOCO_GL="
+                          f"{os.environ.get('MUJOCO_GL')!r} ({type(exc).__name__}: {exc}); "
+                          "unset MUJOCO_GL to use EGL") from None
+
+    p = ArgParser(
+        prog="algd video",
+        description="Render evaluation episodes of a trained run off-screen to a GIF or MP4 "
+        "(MuJoCo through MUJOCO_GL=egl by default; MP4 needs `pip install 'algd[video]'`).")
+    p.add_argument("run_dir", help="a run directory (holds config.json and checkpoint.pt)")
+    p.add_argument("--out", default=None,
+                   help="output .gif or .mp4 (default: RUN_DIR/eval.mp4, or eval.gif without "
+                   "imageio-ffmpeg)")
+    p.add_argument("--episodes", type=int, default=1, help="episodes to record (default: 1)")
+    p.add_argument("--max-steps", type=int, default=None,
+                   help="cut each episode after this many steps (default: its natural end)")
+    p.add_argument("--seed", type=int, default=0, help="reset seed of the first episode")
+    p.add_argument("--deterministic", action="store_true",
+                   help="use the zero-start, noise-free chain instead of the policy's sampler")
+    a = p.parse_args(argv)
+    res = record_video(a.run_dir, a.out, a.episodes, a.max_steps, a.seed, a.deterministic)
+    for i, (r, c) in enumerate(zip(res.returns, res.costs)):
+        print(f"episode {i}: return {r:.2f}, cost {c:.2f}")
+    print(f"wrote {res.frames} frames to {res.path}")
+    return 0
+
+
 COMMANDS = {
     "train": (cmd_train, "train an agent (algd train --help)"),
     "algos": (cmd_algos, "list the algorithms"),
@@ -226,6 +273,7 @@ COMMANDS = {
     "report": (_analysis("cmd_report"), "table of final return and cost, IQM and CI over seeds"),
     "landscape": (_analysis("cmd_landscape"),
                   "plain vs augmented Lagrangian energy over the action box (--demo: no run)"),
+    "video": (cmd_video, "render evaluation episodes of a run to a video (algd video --help)"),
 }
 
 

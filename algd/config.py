@@ -5,7 +5,8 @@ the field), which becomes the ``--help`` text of the matching command-line flag.
 through plain dicts (``config.json``) and are checked by ``validate()`` before anything runs.
 
 Presets are YAML files in ``algd/presets/`` (data, not code): a description, optionally an
-algorithm and a task, and flat overrides of any training or algorithm field.
+algorithm and a task, optionally ``extends: OTHER`` (start from another preset's values), and flat
+overrides of any training or algorithm field.
 """
 
 from __future__ import annotations
@@ -269,4 +270,9 @@ def load_preset(name: str) -> Preset:
     if not isinstance(data, dict):
         raise ConfigError(f"preset {path} must be a mapping")
     description = str(data.pop("description", "")).strip()
+    base = data.pop("extends", None)  # another preset whose values this one starts from
+    if base is not None:
+        if base == name:
+            raise ConfigError(f"preset {name!r} extends itself")
+        data = {**load_preset(str(base)).values, **data}
     return Preset(name, description, data, path)

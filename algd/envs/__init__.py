@@ -1,10 +1,20 @@
-"""Constrained environments: the interface, the built-in task and the task registry."""
+"""Constrained environments: the interface, the built-in task and the task registry.
 
-import gymnasium as gym
+Importing this package registers every task: the built-in PointDetour, the MuJoCo velocity
+tasks (:mod:`algd.envs.mujoco_velocity`) and the Safety-Gymnasium tasks
+(:mod:`algd.envs.safety_gym`). The simulators themselves are imported only when an environment
+is built, so the optional extras are needed only for the tasks that use them.
+"""
+
+from algd.envs.extras import quiet_plugin_notices
+
+with quiet_plugin_notices():  # the first `import gymnasium` loads its plugins
+    import gymnasium as gym
 
 from algd.envs.core import ConstrainedVecEnv, EpisodeTracker, GymVecEnv, RecordEpisodeCost, VecStep
 from algd.envs.point_detour import PointDetourEnv, PointDetourParams, PointDetourVec
-from algd.envs.registry import TaskSpec, get_task, list_tasks, register_task
+from algd.envs.registry import TaskSpec, get_task, list_tasks, register_resolver, register_task
+from algd.envs import mujoco_velocity, safety_gym  # noqa: E402,F401  (register their tasks)
 
 if "algd/PointDetour-v0" not in gym.registry:
     gym.register(
@@ -25,5 +35,6 @@ __all__ = [
     "VecStep",
     "get_task",
     "list_tasks",
+    "register_resolver",
     "register_task",
 ]

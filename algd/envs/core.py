@@ -39,6 +39,10 @@ class VecStep:
     episode_return: np.ndarray  #: [N] return of the episode that ended (NaN where none ended)
     episode_cost: np.ndarray  #: [N] cost of the episode that ended (discounted if configured)
     episode_length: np.ndarray  #: [N] int, length of the episode that ended (0 where none ended)
+    #: [N] bool or None: transitions the critics treat as terminal although the episode may go
+    #: on (a task protocol's choice, e.g. goal reached; see ``TaskSpec.terminal_info_key``);
+    #: None means ``terminated``
+    critic_terminal: np.ndarray | None = None
 
     @property
     def done(self) -> np.ndarray:
@@ -119,10 +123,15 @@ class GymVecEnv(ConstrainedVecEnv):
     """Steps a list of Gymnasium environments that report ``info["cost"]`` (sequentially).
 
     Missing ``info["cost"]`` is an error: a constrained task must say what its cost is.
+    With ``terminal_info_key``, steps whose ``info[key]`` is true are also reported in
+    ``VecStep.critic_terminal`` (the episode itself continues).
     """
 
     def __init__(
-        self, env_fns: Sequence[Callable[[], gym.Env]], cost_discount: float | None = None
+        self,
+        env_fns: Sequence[Callable[[], gym.Env]],
+        cost_discount: float | None = None,
+        terminal_info_key: str | None = None,
     ) -> None:
         if len(env_fns) == 0:
             raise ValueError("GymVecEnv needs at least one environment factory")
@@ -136,6 +145,7 @@ class GymVecEnv(ConstrainedVecEnv):
         self._high = self.single_action_space.high
         self._tracker = EpisodeTracker(self.num_envs, cost_discount)
         self._obs = np.zeros((self.num_envs, self.obs_dim), dtype=np.float32)
+        self._terminal_key = terminal_info_key
 
     def reset(self, seed: int | None = None) -> np.ndarray:
         for i, env in enumerate(self.envs):
@@ -152,6 +162,8 @@ class GymVecEnv(ConstrainedVecEnv):
         term = np.zeros(n, dtype=bool)
         trunc = np.zeros(n, dtype=bool)
         final_obs = np.zeros((n, self.obs_dim), dtype=np.float32)
+        key = self._terminal_key
+        critic_terminal = np.zeros(n, dtype=bool) if key else None
         for i, env in enumerate(self.envs):
             obs, r, te, tr, info = env.step(actions[i])
             if "cost" not in info:
@@ -159,13 +171,16 @@ class GymVecEnv(ConstrainedVecEnv):
                     f"{env} did not report info['cost']; wrap it so that each step reports its cost"
                 )
             reward[i], cost[i], term[i], trunc[i] = r, info["cost"], te, tr
+            if critic_terminal is not None:
+                critic_terminal[i] = te or bool(info.get(key, False))
             final_obs[i] = np.asarray(obs, dtype=np.float32).reshape(-1)
             if te or tr:
                 obs, _ = env.reset()
             self._obs[i] = np.asarray(obs, dtype=np.float32).reshape(-1)
         done = term | trunc
         ep_ret, ep_cost, ep_len = self._tracker.update(reward, cost, done)
-        return VecStep(self._obs.copy(), reward, cost, term, trunc, final_obs, ep_ret, ep_cost, ep_len)
+        return VecStep(self._obs.copy(), reward, cost, term, trunc, final_obs, ep_ret, ep_cost,
+                       ep_len, critic_terminal)
 
     def close(self) -> None:
         for env in self.envs:

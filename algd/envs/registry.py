@@ -4,6 +4,12 @@ A :class:`TaskSpec` is data: the factory of a vectorised environment plus the pr
 rest of the library needs (the cost limit, whether it bounds the plain or the discounted episode
 cost, the episode length used to convert it into a critic threshold, and the cost-critic masking
 convention). ``algd envs`` lists what is registered.
+
+Tasks of the optional simulator families (MuJoCo velocity, Safety-Gymnasium) register themselves
+when ``algd.envs`` is imported but import their simulator only when an environment is built, so
+the registry lists them even where their extra is not installed. Names that are not registered
+(every ``Safety*`` id of Safety-Gymnasium) are resolved on demand by the *resolvers* added with
+:func:`register_resolver`.
 """
 
 from __future__ import annotations
@@ -12,9 +18,10 @@ import difflib
 from dataclasses import dataclass
 from typing import Any, Callable, Literal
 
+import gymnasium as gym
 import numpy as np
 
-from algd.envs.core import ConstrainedVecEnv
+from algd.envs.core import ConstrainedVecEnv, GymVecEnv
 from algd.envs.point_detour import PointDetourParams, PointDetourVec, draw_point_detour
 
 Budget = Literal["episode", "discounted"]
@@ -40,6 +47,31 @@ class TaskSpec:
     #: optional, for 2-D tasks: draw the layout on a matplotlib Axes / map observations to (x, y)
     draw_arena: Callable[[Any], None] | None = None
     position: Callable[[np.ndarray], np.ndarray] | None = None
+    #: True: a time-limit truncation is stored as terminal for both critics (no bootstrapping
+    #: past the limit). The reference does this on MuJoCo, where gym v3's TimeLimit reported
+    #: ``done`` (spec §1.5); the default bootstraps through truncations, which is correct
+    truncation_terminal: bool = False
+    #: steps whose ``info[key]`` is true are stored as terminal although the episode goes on,
+    #: e.g. ``"goal_met"`` (reference Safety-Gym convention, spec §1.5); needs ``GymVecEnv``
+    terminal_info_key: str | None = None
+    #: which benchmark protocol the task follows (shown by ``algd envs``)
+    protocol: str = "built-in"
+    #: the pip extra its simulator needs (``pip install 'algd[EXTRA]'``), None: none
+    extra: str | None = None
+    #: builds one Gymnasium environment of the task, ``make_env(render_mode=None)`` (videos)
+    make_env: Callable[..., gym.Env] | None = None
+
+    @classmethod
+    def from_gym(cls, name: str, make_env: Callable[..., gym.Env], **fields: Any) -> "TaskSpec":
+        """A task whose environments are single Gymnasium envs reporting ``info["cost"]``,
+        built by ``make_env()`` and stepped together by :class:`GymVecEnv`."""
+        key = fields.get("terminal_info_key")
+        return cls(
+            name=name,
+            make_vec=lambda n, disc: GymVecEnv([make_env] * n, disc, terminal_info_key=key),
+            make_env=make_env,
+            **fields,
+        )
 
     def eval_cost_discount(self, gamma: float) -> float | None:
         """Discount applied to the reported episode cost (None = plain sum)."""
@@ -50,6 +82,7 @@ class TaskSpec:
 
 
 _TASKS: dict[str, TaskSpec] = {}
+_RESOLVERS: list[Callable[[str], TaskSpec | None]] = []
 
 
 def register_task(spec: TaskSpec) -> TaskSpec:
@@ -58,11 +91,21 @@ def register_task(spec: TaskSpec) -> TaskSpec:
     return spec
 
 
+def register_resolver(resolver: Callable[[str], TaskSpec | None]) -> None:
+    """Add a function that builds (and registers) tasks for names not in the registry, or
+    returns None for names it does not know; it may raise a ConfigError to explain."""
+    _RESOLVERS.append(resolver)
+
+
 def get_task(name: str) -> TaskSpec:
     """Look a task up by name; unknown names raise a ``KeyError`` that suggests close matches."""
     try:
         return _TASKS[name]
     except KeyError:
+        for resolve in _RESOLVERS:
+            spec = resolve(name)
+            if spec is not None:
+                return register_task(spec)
         close = difflib.get_close_matches(name, list(_TASKS), n=3)
         hint = f" Did you mean {', '.join(close)}?" if close else ""
         raise KeyError(

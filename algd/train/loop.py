@@ -37,6 +37,7 @@ from algd.algos.base import Agent
 from algd.algos.registry import AlgoSpec, get_algo
 from algd.buffers.replay import ReplayBuffer
 from algd.config import ConfigError, TrainConfig, config_from_dict, config_to_dict
+from algd.envs.core import VecStep
 from algd.envs.registry import TaskSpec, get_task
 from algd.lagrangian.threshold import critic_threshold
 from algd.train.checkpoint import (
@@ -210,7 +211,8 @@ class Trainer:
                 self._check_finite()  # name the root cause (a loss or critic) if there is one
                 raise self._non_finite("the policy's actions")
         step = self.env.step(actions)
-        self.buffer.add(obs, actions, step.reward, step.cost, step.final_obs, step.terminated)
+        self.buffer.add(obs, actions, step.reward, step.cost, step.final_obs,
+                        self._stored_terminal(step))
         self.env_steps += self.env.num_envs
         self.cum_train_cost += float(step.cost.sum())
         for i in np.flatnonzero(step.done):
@@ -218,6 +220,13 @@ class Trainer:
             self._episodes.append(ep)
             self._recent = (self._recent + [ep])[-10:]
         return step.obs
+
+    def _stored_terminal(self, step: VecStep) -> np.ndarray:
+        """The terminal flag the critics learn from, by the task's protocol (spec §1.5)."""
+        terminal = step.terminated if step.critic_terminal is None else step.critic_terminal
+        if self.task.truncation_terminal:
+            terminal = terminal | step.truncated
+        return terminal
 
     def _train(self) -> None:
         """Run the updates owed to the data collected so far (utd per environment step)."""
@@ -428,6 +437,9 @@ class Trainer:
                 "budget": self.task.budget, "max_episode_steps": self.task.max_episode_steps,
                 "critic_threshold": self.threshold,
                 "cost_mask_terminal": self.task.cost_mask_terminal,
+                "truncation_terminal": self.task.truncation_terminal,
+                "terminal_info_key": self.task.terminal_info_key,
+                "protocol": self.task.protocol,
             },
             "device": str(self.device),
             "torch_version": str(torch.__version__),
