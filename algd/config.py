@@ -69,8 +69,10 @@ class TrainConfig:
     stochastic one the losses train (the reference's choice; see docs/reference_differences.md)"""
     cost_limit: float | None = None
     """override the task's cost budget (per episode, or discounted for discounted tasks)"""
-    torch_threads: int | None = None
-    """CPU threads for torch (default: torch's choice)"""
+    torch_threads: int | None = 1
+    """CPU threads for torch (none: torch's default). One is fastest for the built-in sizes and
+    immune to the slowdown of spinning threads on a busy machine; try 2+ for paper-size networks
+    on an otherwise idle machine (`algd bench --threads N` measures it)"""
     compile: Literal["none", "default", "reduce-overhead", "max-autotune"] = "none"
     """torch.compile the critics (reduce-overhead = CUDA graphs on GPU); `algd bench --compile`
     shows whether it pays on your machine (on 2-core CPUs it does not)"""
