@@ -91,6 +91,7 @@ def test_missing_ray_is_explained(monkeypatch, capsys, tmp_path):
         import_ray()
     assert main(["sweep", "--out", str(tmp_path / "s"), *TINY]) == 2
     assert "algd[ray]" in capsys.readouterr().err
+    assert not (tmp_path / "s").exists()  # nothing written
 
 
 def test_gpu_share_fills_the_gpus_among_concurrent_trials():

@@ -9,7 +9,9 @@ import io
 import json
 import logging
 import os
+import secrets
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -252,3 +254,38 @@ def test_a_retried_trial_equals_an_uninterrupted_run(sweep, tmp_path):
     assert result["status"] == "done" and result["action"] == "restart"
     assert "starting again from scratch" in (run_dir / "trial.log").read_text()
     assert without_timing(run_dir) == without_timing(sweep.out / tid)
+
+
+@pytest.mark.slow
+def test_a_sweep_runs_on_an_existing_cluster(tmp_path):
+    """--address: a cluster started with `ray start --head` (token authentication, its token in
+    the environment) runs the trials; about 30 s."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = dict(os.environ, OMP_NUM_THREADS="1", RAY_AUTH_MODE="token",
+               RAY_AUTH_TOKEN=secrets.token_hex(32))
+    head = subprocess.Popen([str(Path(sys.executable).parent / "ray"), "start", "--head",
+                             "--block", "--port", str(port), "--num-cpus", "2",
+                             "--include-dashboard", "false"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
+    try:
+        start = time.time()
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                assert head.poll() is None and time.time() - start < 120
+                time.sleep(0.5)
+        out = tmp_path / "s"
+        proc = subprocess.run([sys.executable, "-m", "algd", "sweep", "--address",
+                               f"127.0.0.1:{port}", "--seeds", "0,1", "--out", str(out), *TINY,
+                               "--steps", "200"], capture_output=True, text=True, timeout=300,
+                              env=env)
+        assert proc.returncode == 0, proc.stderr
+        assert f"on the Ray cluster at 127.0.0.1:{port}" in proc.stderr
+        assert "2 of 2 trials done" in proc.stdout
+    finally:
+        head.terminate()  # `ray start --block` drains and stops the node's processes
+        head.wait(120)

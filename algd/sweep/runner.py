@@ -20,6 +20,7 @@ import json
 import logging
 import math
 import signal
+import socket
 import sys
 import threading
 import time
@@ -119,14 +120,12 @@ def run_sweep(sweep: SweepConfig, *, command: str | None = None,
     states = {t.id: trial_state(t, out) for t in trials}  # refuses foreign/mismatched dirs early
     records = {t.id: _record(t, out, states[t.id]) for t in trials}
     todo = [t for t in trials if states[t.id] != "done"]
-    out.mkdir(parents=True, exist_ok=True)
     manifest = _Manifest(out, sweep, command)
-    manifest.write(records.values())
-
     done_before = len(trials) - len(todo)
     print(f"algd sweep: {len(trials)} trials in {out}"
           + (f" ({done_before} already done)" if done_before else ""), file=stream, flush=True)
     if not todo:
+        out.mkdir(parents=True, exist_ok=True)
         manifest.write(records.values(), finished=True)
         return SweepResult(out, list(records.values()), time.perf_counter() - start)
 
@@ -138,6 +137,8 @@ def run_sweep(sweep: SweepConfig, *, command: str | None = None,
         manifest.ray = {"where": where, "version": ray.__version__,
                         "cpus_per_trial": cpus, "gpus_per_trial": gpus,
                         "torch_threads": sweep.torch_threads}
+        out.mkdir(parents=True, exist_ok=True)  # only now: bad input above writes nothing
+        manifest.write(records.values())
         _describe(ray, sweep, where, cpus, gpus, len(todo), stream)
         _Loop(ray, sweep, out, records, manifest, cpus, gpus, stream).run(todo)
     finally:
@@ -156,17 +157,40 @@ def _connect(ray: Any, sweep: SweepConfig, stream: TextIO) -> tuple[bool, str]:
         if sweep.num_cpus is not None:
             raise ConfigError("--num-cpus sizes the local Ray instance; with --address the "
                               "cluster's own resources are used")
+        _check_reachable(sweep.address)
         try:
             ray.init(address=sweep.address, log_to_driver=False, logging_level=logging.WARNING)
-        except (ConnectionError, RuntimeError, ValueError) as exc:
+        except Exception as exc:  # Ray raises several kinds; all mean "not connected"
             first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-            raise ConfigError(f"cannot connect to the Ray cluster at {sweep.address} ({first})") \
-                from None
+            raise ConfigError(
+                f"cannot connect to the Ray cluster at {sweep.address} ({first}); if the cluster "
+                "uses token authentication, set RAY_AUTH_MODE=token and give this machine its "
+                "token (~/.ray/auth_token or RAY_AUTH_TOKEN)") from None
         return True, f"the Ray cluster at {sweep.address}"
     print("algd sweep: starting a local Ray instance...", file=stream, flush=True)
-    ray.init(address="local", num_cpus=sweep.num_cpus, include_dashboard=False,
-             log_to_driver=False, logging_level=logging.ERROR)
+    try:
+        ray.init(address="local", num_cpus=sweep.num_cpus, include_dashboard=False,
+                 log_to_driver=False, logging_level=logging.ERROR)
+    except Exception as exc:
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise ConfigError(f"could not start a local Ray instance ({first}); Ray's logs are "
+                          "under /tmp/ray/session_latest/logs") from None
     return True, "local Ray"
+
+
+def _check_reachable(address: str) -> None:
+    """Fail fast on a HOST:PORT where nothing listens (Ray itself keeps retrying for minutes)."""
+    if address == "auto" or "://" in address:
+        return
+    host, sep, port = address.rpartition(":")
+    if not sep or not host or not port.isdigit():
+        raise ConfigError(f"--address {address!r}: write HOST:PORT of the cluster's head (e.g. "
+                          "10.0.0.5:6379), auto, or ray://HOST:PORT")
+    try:
+        socket.create_connection((host, int(port)), timeout=10).close()
+    except OSError as exc:
+        raise ConfigError(f"nothing answers at {address} ({exc.strerror or exc}); start the "
+                          "cluster with `ray start --head` or check the address") from None
 
 
 def _resources(ray: Any, sweep: SweepConfig) -> tuple[float, float]:
@@ -313,8 +337,12 @@ class _Loop:
                                f"{result['error']} (log: {log})")
 
     def _poll_board(self) -> bool:
+        try:
+            reports = self.ray.get(self.board.snapshot.remote(), timeout=30)
+        except (self.ray.exceptions.RayError, TimeoutError):
+            return False  # the board is only for display; results come from the tasks
         changed = False
-        for trial_id, report in self.ray.get(self.board.snapshot.remote()).items():
+        for trial_id, report in reports.items():
             rec = self.records[trial_id]
             if report["attempt"] != rec.attempts or rec.status not in ("pending", "running"):
                 continue
