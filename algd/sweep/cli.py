@@ -53,10 +53,14 @@ _WHAT = {"new": "to start", "done": "done", "resume": "to resume from its checkp
 
 
 def sweep_parser() -> argparse.ArgumentParser:
+    from algd import cli
     from algd.algos.registry import list_algos
-    from algd.cli import _add_dataclass_flags, _Parser
 
-    p = _Parser(prog="algd sweep", allow_abbrev=False, epilog=EXAMPLES,
+    # the CLI's argparse subclass whose errors are one-line ConfigErrors (named ArgParser on
+    # newer main, _Parser before)
+    parser_cls = getattr(cli, "ArgParser", None) or cli._Parser
+    _add_dataclass_flags = cli._add_dataclass_flags
+    p = parser_cls(prog="algd sweep", allow_abbrev=False, epilog=EXAMPLES,
                 formatter_class=argparse.RawDescriptionHelpFormatter,
                 description="Run every combination of algorithms, tasks, grid values and seeds "
                 "as ordinary training runs on Ray (a local Ray instance unless --address).")
