@@ -26,7 +26,7 @@ install: $(STAMP)
 $(STAMP): pyproject.toml requirements/cpu.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q -r requirements/cpu.txt
-	$(BIN)/pip install -q -e ".[dev,mujoco,safety]"
+	$(BIN)/pip install -q -e ".[dev,mujoco,safety,ray]"
 	$(BIN)/pip install -q --no-deps safety-gymnasium==1.0.0
 	touch $(STAMP)
 

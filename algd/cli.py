@@ -46,15 +46,17 @@ def _metavar(tp: Any) -> str:
     if get_origin(t) is Literal:
         return "{" + ",".join(map(str, get_args(t))) + "}"
     if get_origin(t) is tuple:
-        return "INT,INT,..."
+        elem = _metavar(get_args(t)[0])
+        return f"{elem},{elem},..."
     return {bool: "BOOL", int: "INT", float: "FLOAT", str: "TEXT"}.get(t, "VALUE")
 
 
-def _add_dataclass_flags(group: Any, cls: type, shown_defaults: dict[str, Any]) -> None:
+def _add_dataclass_flags(group: Any, cls: type, shown_defaults: dict[str, Any],
+                         skip: Sequence[str] = ("algo",)) -> None:
     docs = field_docs(cls)
     hints = resolved_types(cls)
     for f in dataclasses.fields(cls):
-        if f.name in ("algo",):
+        if f.name in skip:
             continue
         tp = hints[f.name]
         default = shown_defaults.get(f.name, f.default)
@@ -175,6 +177,12 @@ def cmd_train(argv: Sequence[str]) -> int:
     return 0
 
 
+def cmd_sweep(argv: Sequence[str]) -> int:
+    from algd.sweep.cli import cmd_sweep as sweep
+
+    return sweep(argv)
+
+
 def cmd_algos(argv: Sequence[str]) -> int:
     from algd.algos.registry import list_algos
 
@@ -274,6 +282,7 @@ COMMANDS = {
     "landscape": (_analysis("cmd_landscape"),
                   "plain vs augmented Lagrangian energy over the action box (--demo: no run)"),
     "video": (cmd_video, "render evaluation episodes of a run to a video (algd video --help)"),
+    "sweep": (cmd_sweep, "run algorithms x tasks x seeds (x grids) on Ray (algd sweep --help)"),
 }
 
 

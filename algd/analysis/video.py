@@ -20,7 +20,6 @@ from pathlib import Path
 
 import numpy as np
 
-
 from algd.config import ConfigError
 from algd.train.checkpoint import load_run
 

@@ -11,10 +11,10 @@ from algd.envs.extras import quiet_plugin_notices
 with quiet_plugin_notices():  # the first `import gymnasium` loads its plugins
     import gymnasium as gym
 
+from algd.envs import mujoco_velocity, safety_gym  # noqa: E402,F401  (register their tasks)
 from algd.envs.core import ConstrainedVecEnv, EpisodeTracker, GymVecEnv, RecordEpisodeCost, VecStep
 from algd.envs.point_detour import PointDetourEnv, PointDetourParams, PointDetourVec
 from algd.envs.registry import TaskSpec, get_task, list_tasks, register_resolver, register_task
-from algd.envs import mujoco_velocity, safety_gym  # noqa: E402,F401  (register their tasks)
 
 if "algd/PointDetour-v0" not in gym.registry:
     gym.register(

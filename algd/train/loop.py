@@ -27,7 +27,7 @@ import time
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 import numpy as np
 import torch
@@ -136,10 +136,14 @@ class Trainer:
         self.rows: list[dict[str, Any]] = []
 
     # -- the run --------------------------------------------------------------------------------
-    def run(self, run_dir: Path | str | None = None) -> RunResult:
-        """Start a fresh run in ``run_dir`` (or ``cfg.out``, or a new directory under runs/)."""
+    def run(self, run_dir: Path | str | None = None, *, keep: Sequence[str] = ()) -> RunResult:
+        """Start a fresh run in ``run_dir`` (or ``cfg.out``, or a new directory under runs/).
+
+        ``keep`` names files the caller already placed in ``run_dir`` (e.g. a log it is writing
+        to); any other content means the directory holds another run, which is refused.
+        """
         self.run_dir = Path(run_dir or self.cfg.out or default_run_dir(self.cfg))
-        _prepare_run_dir(self.run_dir)
+        _prepare_run_dir(self.run_dir, keep)
         self._write_config()
         self._open_logger()
         self._obs = self.env.reset(seed=self.seeds.env)
@@ -529,8 +533,8 @@ def resume_run(run_dir: Path | str, overrides: dict[str, Any] | None = None) -> 
 
 
 # -- helpers ------------------------------------------------------------------------------------
-def _prepare_run_dir(path: Path) -> None:
-    if path.exists() and any(path.iterdir()):
+def _prepare_run_dir(path: Path, keep: Sequence[str] = ()) -> None:
+    if path.exists() and any(p.name not in keep for p in path.iterdir()):
         what = "another run" if (path / "config.json").exists() else "files"
         raise ConfigError(
             f"run directory {path} already holds {what}; choose a new --out, or continue it "

@@ -1,0 +1,127 @@
+"""Sweep specification (issue 8): trials, directory names, files, resuming decisions, bad input.
+
+Nothing here starts Ray; tests/test_sweep_ray.py runs real sweeps."""
+
+import dataclasses
+import sys
+
+import pytest
+
+from algd.cli import main
+from algd.config import ConfigError
+from algd.sweep import expand_trials, sweep_from_values, trial_state
+from algd.sweep.cli import parse_sweep_args
+from algd.sweep.runner import default_gpu_share, import_ray
+from algd.train import Trainer
+
+TINY = ["--steps", "300", "--warmup-steps", "100", "--eval-every", "100", "--eval-episodes", "2",
+        "--batch-size", "32", "--plot", "false", "--policy-hidden", "16", "--critic-hidden",
+        "16,16"]
+
+
+def sweep_of(*argv):
+    return parse_sweep_args(list(argv))[0]
+
+
+def test_trials_are_every_combination_with_readable_directories(tmp_path):
+    sweep = sweep_of("--algos", "algd-vesde,algd-ddpm", "--seeds", "0,1", "--grid", "rho=0.5,2",
+                     "--grid", "critic-hidden=16,16;32,32", "--out", str(tmp_path), *TINY)
+    trials = expand_trials(sweep)
+    assert len(trials) == 2 * 2 * 2 * 2
+    ids = [t.id for t in trials]
+    assert len(set(ids)) == len(ids)
+    assert ids[0] == "PointDetour/algd-vesde/rho=0.5/critic_hidden=16-16/seed0"
+    assert all(t.seed == 0 for t in trials[:8])  # seed-major: every configuration's seed 0 first
+    t = next(t for t in trials if t.id == "PointDetour/algd-ddpm/rho=2/critic_hidden=32-32/seed1")
+    assert (t.algo, t.env, t.seed) == ("algd-ddpm", "PointDetour", 1)
+    assert t.algo_cfg.rho == 2.0 and t.algo_cfg.critic_hidden == (32, 32)
+    assert t.algo_cfg.variant == "ddpm" and t.algo_cfg.policy_hidden == 16
+    assert t.train.steps == 300 and t.train.seed == 1 and t.train.algo == "algd-ddpm"
+    assert t.train.progress is False and t.train.torch_threads == 1  # 1 CPU per trial
+    assert t.train.out == str(tmp_path / t.id)
+
+
+def test_yaml_file_and_flags_combine(tmp_path):
+    f = tmp_path / "s.yaml"
+    f.write_text("out: %s\nalgos: [algd-ddpm]\nseeds: [3, 4]\nsteps: 500\nrho: 3\n"
+                 "cpus_per_trial: 2\ngrid:\n  mc-samples: [4, 8]\n" % (tmp_path / "o"))
+    sweep, dry = parse_sweep_args([str(f), "--seeds", "7", "--steps", "200", "--dry-run"])
+    assert dry
+    trials = expand_trials(sweep)
+    assert [t.id for t in trials] == ["PointDetour/algd-ddpm/mc_samples=4/seed7",
+                                      "PointDetour/algd-ddpm/mc_samples=8/seed7"]
+    assert trials[0].train.steps == 200 and trials[0].algo_cfg.rho == 3.0
+    assert trials[1].algo_cfg.mc_samples == 8 and trials[0].train.torch_threads == 2
+
+
+def test_preset_values_and_explicit_torch_threads(tmp_path):
+    trials = expand_trials(sweep_from_values({"out": str(tmp_path), "preset": "smoke",
+                                              "torch_threads": 3, "seeds": "0,1"}))
+    assert [t.train.steps for t in trials] == [2000, 2000]
+    assert trials[0].algo_cfg.critic_hidden == (32, 32) and trials[0].train.torch_threads == 3
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--seeds", "0"], "needs a directory"),
+    (["--out", "o", "--algos", "algd-vsde"], "Did you mean algd-vesde"),
+    (["--out", "o", "--envs", "Nowhere"], "unknown task"),
+    (["--out", "o", "--seed", "3"], "takes --seeds"),
+    (["--out", "o", "--grid", "seed=1,2"], "set it with --seeds"),
+    (["--out", "o", "--grid", "rho"], "write FIELD=V1,V2"),
+    (["--out", "o", "--grid", "rhoo=1,2"], "unknown field 'rhoo'"),
+    (["--out", "o", "--grid", "rho=1,x"], "cannot read 'x'"),
+    (["--out", "o", "--grid", "rho=1,1.0"], "lists a value twice"),
+    (["--out", "o", "--seeds", "1,1"], "lists a value twice"),
+    (["--out", "o", "--rho", "-1"], "rho must be > 0"),
+    (["--out", "o", "--cpus-per-trial", "0"], "cpus_per_trial must be > 0"),
+    (["--out", "o", "--gpus-per-trial", "1.5"], "gpus_per_trial must be a fraction"),
+    (["nofile.yaml"], "does not exist"),
+])
+def test_bad_input_is_one_line_error_exit_2(argv, message, capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert main(["sweep", *argv, "--dry-run"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert message in err and len(err.splitlines()) == 1 and err.startswith("algd: error:")
+    assert not (tmp_path / "o").exists()
+
+
+def test_missing_ray_is_explained(monkeypatch, capsys, tmp_path):
+    monkeypatch.setitem(sys.modules, "ray", None)  # as if `pip install algd` without [ray]
+    with pytest.raises(ConfigError, match=r"pip install 'algd\[ray\]'"):
+        import_ray()
+    assert main(["sweep", "--out", str(tmp_path / "s"), *TINY]) == 2
+    assert "algd[ray]" in capsys.readouterr().err
+    assert not (tmp_path / "s").exists()  # nothing written
+
+
+def test_gpu_share_fills_the_gpus_among_concurrent_trials():
+    assert default_gpu_share(16, 0, 1) == 0.0
+    assert default_gpu_share(16, 1, 1) == 0.0625
+    assert default_gpu_share(16, 2, 4) == 0.5
+    assert default_gpu_share(4, 8, 1) == 1.0  # never more than one GPU each by default
+    assert default_gpu_share(3, 1, 1) == 0.3333
+
+
+def test_existing_directories_decide_what_a_trial_does(tmp_path):
+    out = tmp_path / "s"
+    (trial,) = expand_trials(sweep_of("--out", str(out), *TINY))
+    assert trial_state(trial, out) == "new"
+    run_dir = trial.run_dir(out)
+    run_dir.mkdir(parents=True)
+    (run_dir / "trial.log").write_text("a log alone is no run\n")
+    assert trial_state(trial, out) == "new"
+    (run_dir / "notes.txt").write_text("mine")
+    with pytest.raises(ConfigError, match="holds files but no algd run"):
+        trial_state(trial, out)
+    (run_dir / "notes.txt").unlink()
+    # a run of another configuration in the trial's directory is refused, not mixed in
+    (other,) = expand_trials(sweep_of("--out", str(out), *TINY, "--rho", "5"))
+    short = dataclasses.replace(other.train, steps=100)
+    Trainer(short, other.algo_cfg).run(run_dir, keep=("trial.log",))
+    assert trial_state(other, out) == "resume"  # same config, 100 of 300 steps: extend it
+    with pytest.raises(ConfigError, match="rho=5.0, but this sweep asks for rho=1.0"):
+        trial_state(trial, out)
+    assert main(["sweep", "--out", str(out), *TINY, "--dry-run"]) == 2
+    (run_dir / "checkpoint.pt").unlink()  # finished, but it cannot be extended without one
+    with pytest.raises(ConfigError, match="without a checkpoint"):
+        trial_state(other, out)
