@@ -47,6 +47,9 @@ def test_run_directory_holds_config_metrics_summary_checkpoint(tmp_path):
     assert summary["final_cost"] == pytest.approx(float(r[-1]["eval_cost"]), rel=1e-5)
     assert summary["updates"] == 200  # utd 1 after 100 warm-up steps
     assert float(r[-1]["cum_train_cost"]) == pytest.approx(summary["cum_train_cost"], rel=1e-5)
+    episodes = sum(int(x["train_episodes"]) for x in r)
+    assert episodes == 300 // 50  # every finished training episode is counted once
+    assert int(r[-1]["train_violations"]) == summary["train_violations"] <= episodes
 
 
 @pytest.mark.parametrize("algo", ["algd-vesde", "algd-ddpm"])

@@ -58,6 +58,9 @@ class ReportRow:
     train_cost_low: float
     train_cost_high: float
     train_cost_budget: float  #: limit × training episodes (NaN for discounted budgets)
+    violations_iqm: float  #: training episodes over the limit (NaN for runs without the column)
+    violations_low: float
+    violations_high: float
     seed_list: str
 
 
@@ -84,6 +87,12 @@ def build_report(
         r_est = bootstrap_ci(ret, reps=reps, rng=rng)
         c_est = bootstrap_ci(cost, reps=reps, rng=rng)
         t_est = bootstrap_ci(train_cost, reps=reps, rng=rng)
+        counts = [r.metrics.get("train_violations") for r in g.runs]
+        if all(c is not None and len(c) for c in counts):
+            v_est = bootstrap_ci(np.array([float(c[-1]) for c in counts]), reps=reps, rng=rng)
+            violations = (v_est.value, v_est.low, v_est.high)
+        else:  # runs written before the column existed
+            violations = (math.nan, math.nan, math.nan)
         steps = min(int(r.env_steps[-1]) for r in g.runs)
         steps_max = max(int(r.env_steps[-1]) for r in g.runs)
         T = g.runs[0].episode_length
@@ -98,6 +107,8 @@ def build_report(
             constraint=constraint_verdict(c_est, g.cost_limit),
             train_cost_iqm=t_est.value, train_cost_low=t_est.low, train_cost_high=t_est.high,
             train_cost_budget=allowance,
+            violations_iqm=violations[0], violations_low=violations[1],
+            violations_high=violations[2],
             seed_list=" ".join(str(s) for s in g.seeds),
         ))
     return rows
@@ -129,8 +140,8 @@ def to_markdown(rows: Sequence[ReportRow], *, last: int = 1) -> str:
         kind = "discounted episode cost" if kinds == {"discounted"} else "cost per episode"
         out.write(f"## {task}: cost limit {', '.join(f'{x:g}' for x in limits)} ({kind})\n\n")
         out.write("| algorithm | seeds | env steps | final return | final cost | within limit "
-                  "| constraint | training cost | budget |\n")
-        out.write("|---|---:|---:|---|---|---:|---|---|---:|\n")
+                  "| constraint | training cost | budget | violating training episodes |\n")
+        out.write("|---|---:|---:|---|---|---:|---|---|---:|---|\n")
         for r in task_rows:
             out.write(
                 f"| {r.algorithm} | {r.seeds} | {_steps(r)} "
@@ -138,7 +149,8 @@ def to_markdown(rows: Sequence[ReportRow], *, last: int = 1) -> str:
                 f"| {_ci(r.cost_iqm, r.cost_low, r.cost_high)} "
                 f"| {r.within_limit}/{r.seeds} | {r.constraint} "
                 f"| {_ci(r.train_cost_iqm, r.train_cost_low, r.train_cost_high, 1)} "
-                f"| {_num(r.train_cost_budget, 0)} |\n"
+                f"| {_num(r.train_cost_budget, 0)} "
+                f"| {_ci(r.violations_iqm, r.violations_low, r.violations_high, 1)} |\n"
             )
         out.write(
             f"\nFinal = {final} of each seed (each evaluation averages its episodes). "
@@ -146,7 +158,8 @@ def to_markdown(rows: Sequence[ReportRow], *, last: int = 1) -> str:
             "*constraint*: holds if the cost CI lies at or below the limit, violated if above, "
             "unclear if it straddles it. *training cost*: cost paid by the behaviour policy over "
             "all training steps; *budget*: the same if every training episode had spent exactly "
-            "its limit.\n\n"
+            "its limit; *violating training episodes*: training episodes whose cost exceeded the "
+            "limit.\n\n"
         )
     return out.getvalue()
 

@@ -12,7 +12,7 @@ from typing import Any, Sequence
 #: columns every run's metrics.csv starts with (other tools rely on these names)
 CORE_COLUMNS = (
     "env_steps", "updates", "eval_return", "eval_return_std", "eval_cost", "eval_cost_std",
-    "train_return", "train_cost", "train_episodes", "cum_train_cost", "lambda",
+    "train_return", "train_cost", "train_episodes", "cum_train_cost", "train_violations", "lambda",
     "updates_per_s", "env_steps_per_s", "wall_s",
 )
 

@@ -121,6 +121,7 @@ class Trainer:
         # counters and running statistics (all of it is checkpointed)
         self.env_steps = 0
         self.cum_train_cost = 0.0
+        self.train_violations = 0  # training episodes whose cost exceeded the limit
         self._update_credit = 0.0
         self._next_eval = cfg.eval_every
         self._next_checkpoint = cfg.checkpoint_every or math.inf
@@ -221,6 +222,7 @@ class Trainer:
         self.cum_train_cost += float(step.cost.sum())
         for i in np.flatnonzero(step.done):
             ep = (float(step.episode_return[i]), float(step.episode_cost[i]))
+            self.train_violations += int(ep[1] > self.cost_limit)
             self._episodes.append(ep)
             self._recent = (self._recent + [ep])[-10:]
         return step.obs
@@ -290,6 +292,7 @@ class Trainer:
             "train_cost": float(np.mean([e[1] for e in eps])) if eps else math.nan,
             "train_episodes": len(eps),
             "cum_train_cost": self.cum_train_cost,
+            "train_violations": self.train_violations,
             "lambda": float(self.agent.lagrange_multiplier),
             "updates_per_s": (updates - self._last_row_updates) / dt,
             "env_steps_per_s": (self.env_steps - self._last_row_steps) / dt,
@@ -343,6 +346,7 @@ class Trainer:
         trainer = {
             "env_steps": self.env_steps,
             "cum_train_cost": self.cum_train_cost,
+            "train_violations": self.train_violations,
             "update_credit": self._update_credit,
             "next_eval": self._next_eval,
             "next_checkpoint": self._next_checkpoint,
@@ -405,6 +409,7 @@ class Trainer:
                 from None
         self.env_steps = int(t["env_steps"])
         self.cum_train_cost = float(t["cum_train_cost"])
+        self.train_violations = int(t.get("train_violations", 0))
         self._update_credit = float(t["update_credit"])
         self._next_eval = t["next_eval"]
         saved_every = saved.get("train", {}).get("checkpoint_every")
@@ -488,6 +493,7 @@ class Trainer:
             "initial_return": first["eval_return"],
             "initial_cost": first["eval_cost"],
             "cum_train_cost": self.cum_train_cost,
+            "train_violations": self.train_violations,
             "final_lambda": last["lambda"],
             "run_dir": str(self.run_dir),
             "checkpoint": str(self.run_dir / CHECKPOINT_NAME) if self.cfg.checkpoint else None,
