@@ -34,7 +34,7 @@ from algd.train.logger import CORE_COLUMNS, MetricsLogger
 from algd.train.seeding import SeedStreams, resolve_device
 
 DIAGNOSTICS = ("critic_loss", "cost_critic_loss", "actor_loss", "score_loss", "q", "qc_ucb",
-               "violation")
+               "violation", "alpha", "entropy", "cost_weight")
 
 
 @dataclass
