@@ -65,7 +65,8 @@ class SACLagConfig:
     ucb_k: float = 0.0
     """k in the conservative cost estimate Q̄c = mean + k·std (SAC-Lag/AugLag: 0, CAL: 1)"""
     convexity: float = 0.0
-    """c, CAL's convexity parameter: actor cost weight λ − min(λ, c·mean(h − Q̄c(s, a_buffer))); 0 = plain λ"""
+    """c, CAL's convexity parameter: actor cost weight λ − min(λ, c·mean(h − Q̄c(s, a_buffer)));
+    0 = plain λ (SAC-Lag), 10 = SAC-AugLag and CAL"""
     gamma: float = 0.99
     """reward discount γ"""
     cost_gamma: float = 0.99
@@ -81,7 +82,8 @@ class SACLagConfig:
     alpha_init: float = 1.0
     """initial entropy temperature α (reference: log α = 0)"""
     alpha_lr: float = 3e-3
-    """Adam learning rate of log α (reference: 3e-4 at 10 updates per env step; 10× that keeps its pace per env step at the default 1)"""
+    """Adam learning rate of log α (reference: 3e-4 at 10 updates per env step; 3e-3 keeps that
+    pace per env step at the default 1)"""
     target_entropy: float | None = None
     """entropy target H̄ of the temperature update (default: −|A|)"""
     multiplier: MultiplierRule = "log-adam"
