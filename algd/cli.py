@@ -73,7 +73,7 @@ def _add_dataclass_flags(group: Any, cls: type, shown_defaults: dict[str, Any],
 
 
 def _train_parser(algo_name: str, prog: str) -> argparse.ArgumentParser:
-    from algd.algos.registry import get_algo
+    from algd.algos.registry import get_algo, list_algos
 
     spec = get_algo(algo_name)
     p = ArgParser(
@@ -82,8 +82,10 @@ def _train_parser(algo_name: str, prog: str) -> argparse.ArgumentParser:
         f"{spec.description}",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
+    names = ", ".join(s.name for s in list_algos())
     p.add_argument("--algo", default=argparse.SUPPRESS,
-                   help="algorithm (`algd algos`; default: algd-vesde)")
+                   help=f"algorithm, one of: {names} (`algd algos` describes them; "
+                   "default: algd-vesde)")
     p.add_argument("--preset", default=argparse.SUPPRESS,
                    help="named settings to start from (`algd presets`)")
     p.add_argument("--resume", metavar="RUN_DIR", default=argparse.SUPPRESS,
@@ -97,7 +99,7 @@ def _train_parser(algo_name: str, prog: str) -> argparse.ArgumentParser:
 
 def resolve_train_args(argv: Sequence[str]) -> tuple[TrainConfig, Any]:
     """Turn ``algd train`` arguments into validated (TrainConfig, algorithm config)."""
-    from algd.algos.registry import get_algo
+    from algd.algos.registry import algo_field_names, get_algo
 
     pre = ArgParser(add_help=False, prog="algd train")
     pre.add_argument("--algo")
@@ -111,12 +113,15 @@ def resolve_train_args(argv: Sequence[str]) -> tuple[TrainConfig, Any]:
     args = vars(_train_parser(algo_name, "algd train").parse_args(argv))
     args.pop("preset", None)
     args["algo"] = algo_name
-    merged = {**preset_values, **args}
     train_names = {f.name for f in dataclasses.fields(TrainConfig)}
     algo_names = {f.name for f in dataclasses.fields(spec.config_cls)}
-    unknown = set(merged) - train_names - algo_names
+    unknown = set(preset_values) - train_names - algo_field_names()
     if unknown:
-        raise ConfigError(f"preset sets unknown field(s) for {algo_name}: {sorted(unknown)}")
+        raise ConfigError(f"preset {known.preset} sets field(s) no algorithm has: {sorted(unknown)}")
+    # a preset may also hold other algorithms' fields (e.g. `paper` sizes both the diffusion
+    # policy and the SAC actor); those do not apply to this one
+    preset_values = {k: v for k, v in preset_values.items() if k in train_names | algo_names}
+    merged = {**preset_values, **args}
     train_cfg = config_from_dict(TrainConfig, {k: v for k, v in merged.items() if k in train_names})
     algo_cfg = spec.make_config({k: v for k, v in merged.items() if k in algo_names})
     train_cfg.validate()

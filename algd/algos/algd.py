@@ -32,6 +32,7 @@ import torch
 from torch import Tensor
 
 from algd.algos.base import Agent, EnvInfo, adam, polyak_update
+from algd.algos.td import critic_td_step
 from algd.buffers.replay import Batch
 from algd.config import ConfigError, in_range, non_negative, positive
 from algd.diffusion.policy import DiffusionPolicy
@@ -191,23 +192,13 @@ class ALGD(Agent):
 
     def update_critics(self, batch: Batch) -> dict[str, Tensor]:
         """1. TD step of the twin reward critic and the cost ensemble (spec §3.1, §3.2)."""
-        cfg = self.cfg
         with torch.no_grad():
             next_act = self.policy.sample(batch.next_obs).action  # stochastic chain, no entropy
-            q_next, qc_next = self.critic_target(batch.next_obs, next_act)
-            not_done = 1.0 - batch.terminated
-            cost_mask = not_done if self.cost_mask_terminal else torch.ones_like(not_done)
-            y_r = batch.reward + cfg.gamma * not_done * q_next.min(0).values
-            y_c = batch.cost + cfg.cost_gamma * cost_mask * qc_next  # [E, B]: own target member
-        q, qc = self.critic(batch.obs, batch.act)
-        reward_loss = (q - y_r).square().mean(1).sum()
-        cost_loss = (qc - y_c).square().mean()
-        opt = self.optimizers["critic"]
-        opt.zero_grad(set_to_none=True)
-        (reward_loss + cost_loss).backward()
-        opt.step()
-        return {"critic_loss": reward_loss.detach(), "cost_critic_loss": cost_loss.detach(),
-                "q": q.detach().mean()}
+        return critic_td_step(
+            self.critic, self.critic_target, self.optimizers["critic"], batch, next_act,
+            gamma=self.cfg.gamma, cost_gamma=self.cfg.cost_gamma,
+            cost_mask_terminal=self.cost_mask_terminal,
+        )
 
     def update_policy(self, batch: Batch) -> dict[str, Tensor]:
         """2. Energy loss through the chain + MC score matching (spec §2.5, §2.6)."""

@@ -12,6 +12,7 @@ from typing import Any
 
 from algd.algos.algd import ALGD, ALGDConfig
 from algd.algos.base import Agent
+from algd.algos.sac_lag import SACLag, SACLagConfig
 
 
 @dataclass(frozen=True)
@@ -51,6 +52,13 @@ def list_algos() -> list[AlgoSpec]:
     return [_ALGOS[k] for k in sorted(_ALGOS)]
 
 
+def algo_field_names() -> set[str]:
+    """Every config field of every registered algorithm (what a preset may name)."""
+    import dataclasses
+
+    return {f.name for spec in _ALGOS.values() for f in dataclasses.fields(spec.config_cls)}
+
+
 register_algo(AlgoSpec(
     "algd-vesde", ALGD, ALGDConfig, {"variant": "vesde", "energy": "augmented"},
     "ALGD, VE-SDE diffusion policy guided by the augmented Lagrangian (the paper's method)",
@@ -58,4 +66,28 @@ register_algo(AlgoSpec(
 register_algo(AlgoSpec(
     "algd-ddpm", ALGD, ALGDConfig, {"variant": "ddpm", "energy": "augmented"},
     "ALGD, DDPM diffusion policy with augmented-Lagrangian score guidance",
+))
+register_algo(AlgoSpec(
+    "lgd-vesde", ALGD, ALGDConfig, {"variant": "vesde", "energy": "lagrangian"},
+    "ablation: ALGD (VE-SDE) guided by the plain Lagrangian −Q + λ(Q̄c − h) instead of L_A",
+))
+register_algo(AlgoSpec(
+    "lgd-ddpm", ALGD, ALGDConfig, {"variant": "ddpm", "energy": "lagrangian"},
+    "ablation: ALGD (DDPM) guided by the plain Lagrangian (the paper's 'direct usage')",
+))
+# The SAC primal-dual family (spec §7.1): one update, three settings of (E, k, c).
+register_algo(AlgoSpec(
+    "sac-lag", SACLag, SACLagConfig,
+    {"cost_ensemble_size": 1, "ucb_k": 0.0, "convexity": 0.0},
+    "baseline: SAC + cost critic + Lagrange multiplier (dual ascent on log λ)",
+))
+register_algo(AlgoSpec(
+    "sac-auglag", SACLag, SACLagConfig,
+    {"cost_ensemble_size": 1, "ucb_k": 0.0, "convexity": 10.0},
+    "baseline: SAC-Lag with CAL's augmented-Lagrangian rectification of the cost weight (c = 10)",
+))
+register_algo(AlgoSpec(
+    "cal", SACLag, SACLagConfig,
+    {"cost_ensemble_size": 4, "ucb_k": 1.0, "convexity": 10.0},
+    "baseline: CAL (Wu et al. 2024), SAC + UCB cost ensemble (E = 4, k = 1) + AL rectification",
 ))

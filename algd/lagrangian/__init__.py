@@ -8,12 +8,14 @@ from algd.lagrangian.energy import (
     ucb_cost,
 )
 from algd.lagrangian.multiplier import LogMultiplier, ProjectedMultiplier, make_multiplier
+from algd.lagrangian.rectification import al_cost_weight
 from algd.lagrangian.threshold import critic_threshold, episode_budget_to_threshold
 
 __all__ = [
     "EnergyKind",
     "LogMultiplier",
     "ProjectedMultiplier",
+    "al_cost_weight",
     "augmented_lagrangian_energy",
     "critic_threshold",
     "energy",

@@ -3,6 +3,7 @@
 from algd.nets.critics import CriticBank, CriticValues
 from algd.nets.diffusion_net import DiffusionPolicyNet
 from algd.nets.ensemble import MLP, EnsembleLinear, EnsembleMLP, MemberGroup
+from algd.nets.tanh_gaussian import TanhGaussianActor, tanh_gaussian_log_prob
 
 __all__ = [
     "MLP",
@@ -12,4 +13,6 @@ __all__ = [
     "EnsembleLinear",
     "EnsembleMLP",
     "MemberGroup",
+    "TanhGaussianActor",
+    "tanh_gaussian_log_prob",
 ]

@@ -53,7 +53,7 @@ from algd.train.logger import CORE_COLUMNS, MetricsLogger, read_metrics
 from algd.train.seeding import SeedStreams, resolve_device
 
 DIAGNOSTICS = ("critic_loss", "cost_critic_loss", "actor_loss", "score_loss", "q", "qc_ucb",
-               "violation")
+               "violation", "alpha", "entropy", "cost_weight")
 FINITE_CHECK_EVERY = 50  #: updates between reads of the device-side finiteness flag
 
 
