@@ -165,7 +165,11 @@ def cmd_train(argv: Sequence[str]) -> int:
         print(f"\nalgd: error: {exc}", file=sys.stderr)
         return 1
     s = res.summary
-    ok = "satisfied" if s["constraint_satisfied"] else "VIOLATED"
+    ok = s.get("constraint") or ("satisfied" if s["constraint_satisfied"] else "violated")
+    if ok == "violated":
+        ok = "VIOLATED"
+    elif ok == "at the limit":
+        ok = "at the limit: above it by less than two standard errors"
     kind = "discounted " if s["cost_budget_kind"] == "discounted" else ""
     print(
         f"\n{s['algo']} on {s['env']} (seed {s['seed']}): {s['env_steps']} environment steps, "

@@ -42,7 +42,7 @@ class TrainConfig:
     """task to train on (`algd envs` lists them)"""
     seed: int = 0
     """master seed: every random stream (envs, networks, sampling, replay) derives from it"""
-    steps: int = 10_000
+    steps: int = 8_000
     """total environment steps, warm-up included"""
     out: str | None = None
     """run directory (default: runs/<env>/<algo>/seed<seed>-<time>)"""

@@ -169,3 +169,14 @@ def test_load_run_restores_the_trained_agent(tmp_path):
         load_run(tmp_path)
     env.close()
     del torch
+
+
+def test_constraint_verdict_separates_noise_from_violation():
+    import numpy as np
+
+    from algd.train.loop import constraint_verdict
+
+    assert constraint_verdict(np.array([0.0, 2.0, 1.0]), 2.0) == "satisfied"
+    # mean 2.5, standard error 0.5: above the limit but within two standard errors
+    assert constraint_verdict(np.array([1.5, 3.5, 1.5, 3.5]), 2.0) == "at the limit"
+    assert constraint_verdict(np.array([4.0, 4.2, 3.8, 4.1]), 2.0) == "violated"

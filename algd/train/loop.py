@@ -489,6 +489,7 @@ class Trainer:
             "cost_limit": self.cost_limit,
             "cost_budget_kind": self.task.budget,
             "constraint_satisfied": bool(last["eval_cost"] <= self.cost_limit),
+            "constraint": constraint_verdict(ev.costs, self.cost_limit),
             "episodes_over_limit": float(np.mean(ev.costs > self.cost_limit)),
             "initial_return": first["eval_return"],
             "initial_cost": first["eval_cost"],
@@ -539,6 +540,16 @@ def resume_run(run_dir: Path | str, overrides: dict[str, Any] | None = None) -> 
 
 
 # -- helpers ------------------------------------------------------------------------------------
+def constraint_verdict(costs: np.ndarray, limit: float) -> str:
+    """``satisfied`` (mean cost ≤ limit), ``at the limit`` (above, but within two standard errors
+    of the mean: not distinguishable from the limit with these episodes) or ``violated``."""
+    mean = float(np.mean(costs))
+    if mean <= limit:
+        return "satisfied"
+    se = float(np.std(costs, ddof=1) / np.sqrt(len(costs))) if len(costs) > 1 else 0.0
+    return "at the limit" if mean - 2.0 * se <= limit else "violated"
+
+
 def _prepare_run_dir(path: Path, keep: Sequence[str] = ()) -> None:
     if path.exists() and any(p.name not in keep for p in path.iterdir()):
         what = "another run" if (path / "config.json").exists() else "files"
