@@ -171,6 +171,21 @@ def bench_act(device: torch.device, steps_list=(1, 5, 10), batches=(1, 16),
     return out
 
 
+def bench_env(num_envs_list=(1, 16, 256), steps: int = 2000) -> list[dict[str, Any]]:
+    """Raw PointDetour throughput with random actions (environment steps per second)."""
+    from algd.envs.point_detour import PointDetourVec
+
+    out = []
+    for n in num_envs_list:
+        env = PointDetourVec(n)
+        env.reset(seed=0)
+        actions = np.random.default_rng(0).uniform(-1, 1, (n, 2))
+        t = median_time(lambda env=env, a=actions: env.step(a), torch.device("cpu"),
+                        repeats=3, min_block_s=0.1)
+        out.append({"env": "PointDetour", "num_envs": n, "steps_per_s": n / t})
+    return out
+
+
 def bench_end_to_end(env: str, algo: str, utd: float, steps: int, device: str,
                      threads: int | None) -> float | None:
     """Environment steps/s of a short real training run after warm-up (None if unavailable)."""
@@ -209,6 +224,7 @@ class BenchReport:
     peak_gflops: float
     updates: list[UpdateResult] = field(default_factory=list)
     act: list[dict[str, Any]] = field(default_factory=list)
+    env: list[dict[str, Any]] = field(default_factory=list)
     end_to_end: list[dict[str, Any]] = field(default_factory=list)
 
     def ratio_to(self, baseline: str) -> dict[tuple[str, str, str], float]:
@@ -229,7 +245,8 @@ class BenchReport:
                    for u in self.updates if u.size == "paper" and u.compile == "none"}
         return {"device": self.device, "threads": self.threads, "torch": self.torch,
                 "machine": self.machine, "peak_gflops": self.peak_gflops, "algorithms": summary,
-                "updates": algos, "act": self.act, "end_to_end": self.end_to_end}
+                "updates": algos, "act": self.act, "env": self.env,
+                "end_to_end": self.end_to_end}
 
     def table(self) -> str:
         lines = [f"device {self.device}, {self.threads} threads, torch {self.torch}, "
@@ -248,6 +265,10 @@ class BenchReport:
         if self.act:
             lines += ["", "action selection (ALGD-VESDE, paper policy size, stochastic chain):"]
             lines += [f"  K={a['K']:2d} batch={a['batch']:3d}: {a['ms']:.3f} ms" for a in self.act]
+        if self.env:
+            lines += ["", "built-in task, random actions:"]
+            lines += [f"  PointDetour num_envs={e['num_envs']:4d}: {e['steps_per_s']:12,.0f} steps/s"
+                      for e in self.env]
         if self.end_to_end:
             lines += ["", "end to end (env steps/s after warm-up, batch 128):"]
             for e in self.end_to_end:
@@ -280,6 +301,7 @@ def run_bench(algos: list[str] | None = None, sizes: list[str] | None = None,
     if act:
         say("action latency ...", flush=True)
         report.act = bench_act(dev, repeats=repeats)
+        report.env = bench_env()
     if end_to_end:
         for env in ("PointDetour", "HalfCheetahVelocity"):
             for utd in (1, 10):
