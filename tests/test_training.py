@@ -180,3 +180,24 @@ def test_constraint_verdict_separates_noise_from_violation():
     # mean 2.5, standard error 0.5: above the limit but within two standard errors
     assert constraint_verdict(np.array([1.5, 3.5, 1.5, 3.5]), 2.0) == "at the limit"
     assert constraint_verdict(np.array([4.0, 4.2, 3.8, 4.1]), 2.0) == "violated"
+
+
+@pytest.mark.parametrize("algo", [a.name for a in __import__("algd.algos", fromlist=["x"])
+                                  .list_algos()])
+def test_every_algorithm_declares_exactly_the_diagnostics_it_returns(algo):
+    """metrics.csv columns come from Agent.diagnostics; an undeclared key would be lost."""
+    import numpy as np
+    import torch
+
+    from algd.algos import EnvInfo
+    from algd.buffers import Batch
+
+    spec = get_algo(algo)
+    info = EnvInfo(5, 2, -np.ones(2, np.float32), np.ones(2, np.float32), 1.0)
+    names = set(spec.config_cls.__dataclass_fields__)
+    sizes = {k: v for k, v in {"policy_hidden": 8, "critic_hidden": (8, 8),
+                               "actor_hidden": (8, 8)}.items() if k in names}
+    agent = spec.agent_cls(info, spec.make_config(sizes), torch.device("cpu"))
+    batch = Batch(torch.randn(8, 5), torch.rand(8, 2), torch.randn(8), torch.rand(8),
+                  torch.randn(8, 5), torch.zeros(8))
+    assert set(agent.update(batch)) == set(agent.diagnostics)

@@ -133,6 +133,9 @@ class ALGDConfig:
 class ALGD(Agent):
     """ALGD agent (both diffusion variants; with ``energy="lagrangian"`` it is the LGD ablation)."""
 
+    diagnostics = ("critic_loss", "cost_critic_loss", "actor_loss", "score_loss", "q", "qc_ucb",
+                   "violation")
+
     def __init__(self, env: EnvInfo, cfg: ALGDConfig, device: torch.device) -> None:
         super().__init__(env, device)
         self.cfg = cfg

@@ -112,6 +112,9 @@ class SACLag(Agent):
     """SAC with a cost critic (ensemble) and a Lagrange multiplier; CAL's rectification when
     ``convexity > 0``. See the module docstring for the update."""
 
+    diagnostics = ("critic_loss", "cost_critic_loss", "actor_loss", "q", "qc_ucb", "violation",
+                   "alpha", "entropy", "cost_weight")
+
     def __init__(self, env: EnvInfo, cfg: SACLagConfig, device: torch.device) -> None:
         super().__init__(env, device)
         self.cfg = cfg

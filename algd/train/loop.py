@@ -52,8 +52,6 @@ from algd.train.evaluate import EvalResult, evaluate
 from algd.train.logger import CORE_COLUMNS, MetricsLogger, read_metrics
 from algd.train.seeding import SeedStreams, resolve_device
 
-DIAGNOSTICS = ("critic_loss", "cost_critic_loss", "actor_loss", "score_loss", "q", "qc_ucb",
-               "violation", "alpha", "entropy", "cost_weight")
 FINITE_CHECK_EVERY = 50  #: updates between reads of the device-side finiteness flag
 
 
@@ -311,7 +309,7 @@ class Trainer:
         path = self.run_dir / "metrics.csv"
         if keep_rows is not None:
             _truncate_csv(path, keep_rows)
-        columns = list(CORE_COLUMNS) + list(DIAGNOSTICS)
+        columns = list(CORE_COLUMNS) + list(self.agent.diagnostics)
         tb_dir = self.run_dir / "tb" if self.cfg.tensorboard else None
         self.logger = MetricsLogger(path, columns, tb_dir)
         self._start = time.perf_counter()
