@@ -149,7 +149,7 @@ def test_falling_is_terminal_and_reports_the_episode():
     env = get_task("HopperVelocity").make(1)
     env.reset(seed=0)
     rng = np.random.default_rng(0)
-    for t in range(1000):
+    for t in range(1000):  # noqa: B007 - t is read after the loop
         s = env.step(rng.uniform(-1, 1, (1, env.act_dim)))
         if s.done[0]:
             break
