@@ -103,14 +103,20 @@ def measure_peak_gflops(device: torch.device, n: int = 2048, repeats: int = 5) -
     return 2 * n**3 / t / 1e9
 
 
-def _algo_config(algo: str, size: str, compile_mode: str) -> tuple[Any, int]:
+#: SAC-Lag with ALGD's critic bank (E = 4 cost critics, UCB k = 1): the "same critic sizes"
+#: baseline of the ALGD ÷ SAC-Lag ratio
+SAME_CRITICS = ("sac-lag", {"cost_ensemble_size": 4, "ucb_k": 1.0}, "sac-lag[E=4]")
+
+
+def _algo_config(algo: str, size: str, compile_mode: str,
+                 overrides: dict[str, Any] | None = None) -> tuple[Any, int]:
     preset, batch = SIZES[size]
     spec = get_algo(algo)
     names = {f for f in spec.config_cls.__dataclass_fields__}
     values = {}
     if preset is not None:
         values = {k: v for k, v in load_preset(preset).values.items() if k in names}
-    cfg = spec.make_config(values)
+    cfg = spec.make_config({**values, **(overrides or {})})
     return cfg, batch
 
 
@@ -143,9 +149,10 @@ class UpdateResult:
 
 
 def bench_update(algo: str, size: str, device: torch.device, peak: float,
-                 compile_mode: str = "none", repeats: int = 5) -> UpdateResult:
+                 compile_mode: str = "none", repeats: int = 5,
+                 overrides: dict[str, Any] | None = None, label: str | None = None) -> UpdateResult:
     torch.manual_seed(0)
-    cfg, batch_size = _algo_config(algo, size, compile_mode)
+    cfg, batch_size = _algo_config(algo, size, compile_mode, overrides)
     agent = _make_agent(algo, cfg, device, compile_mode)
     buf = _filled_buffer(device)
     batch = buf.sample(batch_size)
@@ -153,7 +160,8 @@ def bench_update(algo: str, size: str, device: torch.device, peak: float,
     flops = count_flops(lambda: agent.update(batch))
     t = median_time(lambda: agent.update(batch), device, repeats=repeats)
     achieved = flops / t / 1e9
-    return UpdateResult(algo, size, compile_mode, 1.0 / t, flops / 1e9, achieved / peak, t * 1e3)
+    return UpdateResult(label or algo, size, compile_mode, 1.0 / t, flops / 1e9, achieved / peak,
+                        t * 1e3)
 
 
 def bench_act(device: torch.device, steps_list=(1, 5, 10), batches=(1, 16),
@@ -254,7 +262,9 @@ class BenchReport:
                  f"{'algorithm':12s} {'size':8s} {'compile':9s} {'ms/update':>10s} "
                  f"{'updates/s':>10s} {'GFLOP/upd':>10s} {'GFLOP/s':>9s} {'eff.':>6s} "
                  f"{'÷SAC-Lag':>8s}"]
-        ratios = self.ratio_to("sac-lag")
+        names = {u.algo for u in self.updates}
+        baseline = SAME_CRITICS[2] if SAME_CRITICS[2] in names else "sac-lag"
+        ratios = self.ratio_to(baseline)
         for u in self.updates:
             r = ratios.get((u.algo, u.size, u.compile))
             lines.append(
@@ -275,6 +285,9 @@ class BenchReport:
                 v = e["env_steps_per_s"]
                 lines.append(f"  {e['env']:22s} {e['algo']:11s} utd {e['utd']:>4g}: "
                              + (f"{v:8.1f}" if v is not None else "unavailable"))
+        what = ("SAC-Lag with ALGD's 4-member cost ensemble and UCB k = 1"
+                if baseline != "sac-lag" else "SAC-Lag's own single cost critic")
+        lines += ["", f"÷SAC-Lag: update time over {baseline} at the same sizes ({what})"]
         return "\n".join(lines)
 
 
@@ -298,6 +311,11 @@ def run_bench(algos: list[str] | None = None, sizes: list[str] | None = None,
                 say(f"update: {algo} at {size} sizes ({mode}) ...", flush=True)
                 report.updates.append(bench_update(algo, size, dev, report.peak_gflops, mode,
                                                    repeats))
+        if SAME_CRITICS[0] in algos:
+            algo, overrides, label = SAME_CRITICS
+            say(f"update: {label} at {size} sizes ...", flush=True)
+            report.updates.append(bench_update(algo, size, dev, report.peak_gflops, "none",
+                                               repeats, overrides, label))
     if act:
         say("action latency ...", flush=True)
         report.act = bench_act(dev, repeats=repeats)
