@@ -71,8 +71,8 @@ def test_runs_are_found_and_grouped_by_setting(sweep):
     assert len(find_run_dirs([sweep])) == 4
     assert len(find_run_dirs([str(sweep / "vesde" / "s*")])) == 3  # a glob
     groups = {g.label: g for g in group_runs(load_runs([sweep]))}
-    assert set(groups) == {"algd-vesde (rho=1)", "algd-vesde (rho=4)"}
-    assert groups["algd-vesde (rho=1)"].seeds == [0, 1, 2]
+    assert set(groups) == {"algd-vesde (rho=10)", "algd-vesde (rho=4)"}
+    assert groups["algd-vesde (rho=10)"].seeds == [0, 1, 2]
     with pytest.raises(ConfigError, match="no such file"):
         find_run_dirs([str(sweep / "nowhere")])
     with pytest.raises(ConfigError, match="no run directories"):
@@ -96,11 +96,11 @@ def test_report_matches_the_metrics_files(sweep, tmp_path, capsys):
     out = tmp_path / "report.md"
     assert main(["report", str(sweep), "--out", str(out), "--reps", "2000"]) == 0
     text = capsys.readouterr().out
-    assert "| algd-vesde (rho=1) | 3 | 200 |" in text and "IQM" not in text.split("|")[0]
+    assert "| algd-vesde (rho=10) | 3 | 200 |" in text and "IQM" not in text.split("|")[0]
     assert out.read_text() in text
     with open(tmp_path / "report.csv") as f:
         rows = {r["algorithm"]: r for r in csv.DictReader(f)}
-    r = rows["algd-vesde (rho=1)"]
+    r = rows["algd-vesde (rho=10)"]
     dirs = [sweep / f"vesde/s{i}" for i in range(3)]
     finals = np.array([col(d, "eval_return")[-1] for d in dirs])
     costs = np.array([col(d, "eval_cost")[-1] for d in dirs])
@@ -130,7 +130,7 @@ def test_plot_writes_png_and_svg(sweep, tmp_path, capsys):
     out = tmp_path / "fig" / "curves.png"
     assert main(["plot", str(sweep), "--out", str(out), "--smooth", "2"]) == 0
     assert out.stat().st_size > 20_000 and out.with_suffix(".svg").stat().st_size > 20_000
-    assert "algd-vesde (rho=1)" in capsys.readouterr().out
+    assert "algd-vesde (rho=10)" in capsys.readouterr().out
     assert main(["plot", str(sweep / "vesde" / "s0")]) == 0  # default: next to the run
     assert (sweep / "vesde" / "s0" / "comparison.png").exists()
 

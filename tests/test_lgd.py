@@ -43,14 +43,15 @@ def make(name):
 
 @pytest.mark.parametrize("variant", ["vesde", "ddpm"])
 def test_energy_by_hand(variant):
-    """g = Q̄c − h = QC_BAR − 1: L = −2 + λ g (LGD); L_A = −2 + ((λ + g)² − λ²)/2 (ALGD, ρ = 1)."""
+    """g = Q̄c − h = QC_BAR − 1: L = −2 + λ g (LGD); L_A = −2 + ((λ + ρg)² − λ²)/(2ρ) (ALGD)."""
     obs, act = torch.randn(8, 5), torch.rand(8, 2) * 2 - 1
     lam = torch.tensor(LAM0)
     g = QC_BAR - 1.0
     lgd, algd = make(f"lgd-{variant}"), make(f"algd-{variant}")
     torch.testing.assert_close(lgd.energy(obs, act, lam), torch.full((8,), -2.0 + LAM0 * g))
+    rho = algd.cfg.rho
     torch.testing.assert_close(algd.energy(obs, act, lam),
-                               torch.full((8,), -2.0 + ((LAM0 + g) ** 2 - LAM0**2) / 2))
+                               torch.full((8,), -2.0 + ((LAM0 + rho * g) ** 2 - LAM0**2) / (2 * rho)))
     # the policy is trained on that energy (the actor loss J is its batch mean)
     batch = Batch(obs, act, torch.zeros(8), torch.zeros(8), obs, torch.zeros(8))
     j = lgd.update_policy(batch)["actor_loss"]

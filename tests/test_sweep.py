@@ -119,7 +119,7 @@ def test_existing_directories_decide_what_a_trial_does(tmp_path):
     short = dataclasses.replace(other.train, steps=100)
     Trainer(short, other.algo_cfg).run(run_dir, keep=("trial.log",))
     assert trial_state(other, out) == "resume"  # same config, 100 of 300 steps: extend it
-    with pytest.raises(ConfigError, match="rho=5.0, but this sweep asks for rho=1.0"):
+    with pytest.raises(ConfigError, match="rho=5.0, but this sweep asks for rho=10.0"):
         trial_state(trial, out)
     assert main(["sweep", "--out", str(out), *TINY, "--dry-run"]) == 2
     (run_dir / "checkpoint.pt").unlink()  # finished, but it cannot be extended without one

@@ -168,14 +168,13 @@ def sweep_from_values(values: dict[str, Any]) -> SweepConfig:
 def expand_trials(sweep: SweepConfig) -> list[Trial]:
     """Every trial of ``sweep`` with validated configs, seed-major (all seed-0 trials first, so
     early results cover every configuration)."""
-    from algd.algos.registry import get_algo
+    from algd.algos.registry import algo_field_names, get_algo
     from algd.envs.registry import get_task
 
     sweep.validate()
     preset = dict(load_preset(sweep.preset).values) if sweep.preset else {}
     algos = sweep.algos or (str(preset.get("algo") or TrainConfig.algo),)
     envs = sweep.envs or (str(preset.get("env") or TrainConfig.env),)
-    fixed = {k: v for k, v in {**preset, **sweep.overrides}.items() if k not in ("algo", "env")}
     try:
         specs = {a: get_algo(a) for a in algos}
         for env in envs:
@@ -185,6 +184,11 @@ def expand_trials(sweep: SweepConfig) -> list[Trial]:
 
     train_types = resolved_types(TrainConfig)
     algo_types = {a: resolved_types(s.config_cls) for a, s in specs.items()}
+    # as `algd train --preset`: a preset may size other algorithms too (e.g. `paper` sets SAC's
+    # actor_hidden); fields of algorithms outside this sweep do not apply
+    others = algo_field_names() - set(train_types).union(*map(set, algo_types.values()))
+    preset = {k: v for k, v in preset.items() if k not in others}
+    fixed = {k: v for k, v in {**preset, **sweep.overrides}.items() if k not in ("algo", "env")}
 
     def owner_types(name: str) -> dict[str, Any]:
         if name in train_types:
