@@ -91,6 +91,7 @@ def test_cli_train_writes_a_run_and_prints_a_summary(tmp_path, capsys):
     (["--diffusion-steps", "0"], "diffusion_steps must be > 0"),
     (["--rho", "0"], "rho must be > 0"),
     (["--cost-limit", "-1"], "cost_limit must be >= 0"),
+    (["--utd", "1e30"], "utd must be <= 1000"),  # once hung: the update credit never drained
     (["--batch-size", "512", "--buffer-size", "100"], "larger than buffer_size"),
     (["--steps", "ten"], "cannot read 'ten' as int"),
     (["--variant", "flow"], "must be one of vesde, ddpm"),
