@@ -36,6 +36,7 @@ from algd.algos.base import EnvInfo
 from algd.algos.registry import get_algo, list_algos
 from algd.buffers.replay import ReplayBuffer
 from algd.config import load_preset
+from algd.train.cuda_graph import GraphedUpdate
 
 #: size presets: name → (preset file or None for dataclass defaults, batch size)
 SIZES = {"builtin": (None, 128), "paper": ("paper", 256)}
@@ -95,13 +96,21 @@ def median_time(fn: Callable[[], Any], device: torch.device, *, warmup: int = 3,
     return statistics.median(times)
 
 
-def measure_peak_gflops(device: torch.device, n: int = 2048, repeats: int = 5) -> float:
-    """fp32 GEMM throughput of an ``n × n`` matmul: the machine's practical peak."""
+def measure_peak_gflops(device: torch.device, n: int | None = None, repeats: int = 5) -> float:
+    """fp32 GEMM throughput of an ``n × n`` matmul: the machine's practical peak.
+
+    ``n`` defaults to 2048 on a CPU and 8192 on a GPU (smaller products leave a GPU idle).
+    Measured at the precision torch is set to use (``torch.get_float32_matmul_precision()``).
+    """
+    n = n or (8192 if device.type == "cuda" else 2048)
     a = torch.randn(n, n, device=device)
     b = torch.randn(n, n, device=device)
     t = median_time(lambda: a @ b, device, repeats=repeats)
     return 2 * n**3 / t / 1e9
 
+
+#: the pseudo compile mode of whole-update CUDA graphs (``--cuda-graph``)
+GRAPH_MODE = "cuda-graph"
 
 #: SAC-Lag with ALGD's critic bank (E = 4 cost critics, UCB k = 1): the "same critic sizes"
 #: baseline of the ALGD ÷ SAC-Lag ratio
@@ -124,7 +133,7 @@ def _make_agent(algo: str, cfg: Any, device: torch.device, compile_mode: str):
     info = EnvInfo(OBS_DIM, ACT_DIM, -np.ones(ACT_DIM, np.float32), np.ones(ACT_DIM, np.float32),
                    cost_threshold=10.0)
     agent = get_algo(algo).agent_cls(info, cfg, device)
-    if compile_mode != "none":
+    if compile_mode not in ("none", GRAPH_MODE):
         agent.compile_modules(compile_mode)
     return agent
 
@@ -157,8 +166,14 @@ def bench_update(algo: str, size: str, device: torch.device, peak: float,
     buf = _filled_buffer(device)
     batch = buf.sample(batch_size)
     agent.update(batch)  # warm-up (and compilation)
-    flops = count_flops(lambda: agent.update(batch))
-    t = median_time(lambda: agent.update(batch), device, repeats=repeats)
+    flops = count_flops(lambda: agent.update(batch))  # eager: a replayed graph hides its ops
+    update: Callable[[Any], Any] = agent.update
+    if compile_mode == GRAPH_MODE:
+        graphed = GraphedUpdate(agent)
+        for _ in range(graphed.warmup + graphed.period):  # warm up, then capture every phase
+            graphed(batch)
+        update = graphed
+    t = median_time(lambda: update(batch), device, repeats=repeats)
     achieved = flops / t / 1e9
     return UpdateResult(label or algo, size, compile_mode, 1.0 / t, flops / 1e9, achieved / peak,
                         t * 1e3)
@@ -213,8 +228,8 @@ def bench_end_to_end(env: str, algo: str, utd: float, steps: int, device: str,
                           batch_size=128, utd=utd, eval_every=10**9, eval_episodes=1,
                           progress=False, plot=False, checkpoint=False, device=device,
                           torch_threads=threads, out=f"{tmp}/run")
-        trainer = Trainer(cfg, get_algo(algo).make_config())
         try:
+            trainer = Trainer(cfg, get_algo(algo).make_config())
             trainer.run()
         except Exception:  # noqa: BLE001 - a missing simulator: report as unavailable
             return None
@@ -234,6 +249,7 @@ class BenchReport:
     act: list[dict[str, Any]] = field(default_factory=list)
     env: list[dict[str, Any]] = field(default_factory=list)
     end_to_end: list[dict[str, Any]] = field(default_factory=list)
+    failures: list[str] = field(default_factory=list)  #: compiled paths that did not build
 
     def ratio_to(self, baseline: str) -> dict[tuple[str, str, str], float]:
         base = {(u.size, u.compile): u.ms_per_update for u in self.updates if u.algo == baseline}
@@ -254,12 +270,12 @@ class BenchReport:
         return {"device": self.device, "threads": self.threads, "torch": self.torch,
                 "machine": self.machine, "peak_gflops": self.peak_gflops, "algorithms": summary,
                 "updates": algos, "act": self.act, "env": self.env,
-                "end_to_end": self.end_to_end}
+                "end_to_end": self.end_to_end, "failures": self.failures}
 
     def table(self) -> str:
         lines = [f"device {self.device}, {self.threads} threads, torch {self.torch}, "
                  f"{self.machine}", f"fp32 matmul peak: {self.peak_gflops:.1f} GFLOP/s", "",
-                 f"{'algorithm':12s} {'size':8s} {'compile':9s} {'ms/update':>10s} "
+                 f"{'algorithm':12s} {'size':8s} {'compile':15s} {'ms/update':>10s} "
                  f"{'updates/s':>10s} {'GFLOP/upd':>10s} {'GFLOP/s':>9s} {'eff.':>6s} "
                  f"{'÷SAC-Lag':>8s}"]
         names = {u.algo for u in self.updates}
@@ -268,10 +284,12 @@ class BenchReport:
         for u in self.updates:
             r = ratios.get((u.algo, u.size, u.compile))
             lines.append(
-                f"{u.algo:12s} {u.size:8s} {u.compile:9s} {u.ms_per_update:10.2f} "
+                f"{u.algo:12s} {u.size:8s} {u.compile:15s} {u.ms_per_update:10.2f} "
                 f"{u.updates_per_s:10.1f} {u.gflop_per_update:10.3f} "
                 f"{u.gflop_per_update * u.updates_per_s:9.1f} {u.efficiency:6.1%} "
                 f"{(f'{r:.2f}x' if r else '-'):>8s}")
+        if self.failures:
+            lines += ["", "not measured:"] + [f"  {f}" for f in self.failures]
         if self.act:
             lines += ["", "action selection (ALGD-VESDE, paper policy size, stochastic chain):"]
             lines += [f"  K={a['K']:2d} batch={a['batch']:3d}: {a['ms']:.3f} ms" for a in self.act]
@@ -309,8 +327,16 @@ def run_bench(algos: list[str] | None = None, sizes: list[str] | None = None,
         for algo in algos:
             for mode in compile_modes:
                 say(f"update: {algo} at {size} sizes ({mode}) ...", flush=True)
-                report.updates.append(bench_update(algo, size, dev, report.peak_gflops, mode,
-                                                   repeats))
+                try:
+                    report.updates.append(bench_update(algo, size, dev, report.peak_gflops,
+                                                       mode, repeats))
+                except Exception as exc:  # noqa: BLE001 - a compiler failure is a finding
+                    if mode == "none":
+                        raise
+                    first = (str(exc).strip().splitlines() or [""])[0][:200]
+                    report.failures.append(f"{algo} at {size} sizes, compile {mode}: "
+                                           f"{type(exc).__name__}: {first}")
+                    say(f"  compile {mode} failed: {report.failures[-1]}", flush=True)
         if SAME_CRITICS[0] in algos:
             algo, overrides, label = SAME_CRITICS
             say(f"update: {label} at {size} sizes ...", flush=True)
@@ -338,6 +364,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--device", default="cpu")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     p.add_argument("--compile", action="store_true", help="also time the torch.compile path")
+    p.add_argument("--compile-mode", default="default",
+                   help="comma-separated torch.compile modes timed by --compile: default, "
+                        "reduce-overhead (CUDA graphs), max-autotune")
+    p.add_argument("--cuda-graph", action="store_true",
+                   help="also time the update replayed as CUDA graphs (CUDA devices only)")
     p.add_argument("--repeats", type=int, default=5)
     p.add_argument("--no-end-to-end", action="store_true")
     p.add_argument("--json", metavar="FILE", help="write the numbers as JSON")
@@ -346,9 +377,17 @@ def main(argv: list[str] | None = None) -> int:
     unknown = set(sizes) - set(SIZES)
     if unknown:
         p.error(f"unknown size preset(s) {sorted(unknown)}; choose from {sorted(SIZES)}")
+    if args.cuda_graph and not args.device.startswith("cuda"):
+        p.error("--cuda-graph needs --device cuda")
+    modes = [m for m in args.compile_mode.split(",") if m]
+    bad = set(modes) - {"default", "reduce-overhead", "max-autotune"}
+    if bad or not modes:
+        p.error(f"unknown --compile-mode {sorted(bad)}; choose from default, reduce-overhead, "
+                "max-autotune")
     report = run_bench(
         algos=args.algos.split(",") if args.algos else None, sizes=sizes, device=args.device,
-        threads=args.threads, compile_modes=("none", "default") if args.compile else ("none",),
+        threads=args.threads, compile_modes=("none", *(modes if args.compile else ()),
+                       *((GRAPH_MODE,) if args.cuda_graph else ())),
         repeats=args.repeats, end_to_end=not args.no_end_to_end,
     )
     print()

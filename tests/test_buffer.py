@@ -38,6 +38,22 @@ def test_sampling_is_seeded_and_state_round_trips():
         ReplayBuffer(10, 3, 2).load_state_dict(state)
 
 
+def test_a_buffer_saved_on_another_kind_of_device_loads_reproducibly():
+    """A CUDA generator's state (16 bytes) cannot drive a CPU generator: a run moved from a GPU
+    to a CPU continues from a seed derived from it, the same one on every load."""
+    a = ReplayBuffer(100, 3, 2, seed=7)
+    fill(a, 0, 50)
+    state = a.state_dict()
+    assert state["generator_device"] == "cpu"
+    state = {**state, "generator_device": "cuda",
+             "generator": torch.arange(16, dtype=torch.uint8)}  # the shape of a CUDA state
+    b, c = ReplayBuffer(100, 3, 2, seed=0), ReplayBuffer(100, 3, 2, seed=1)
+    b.load_state_dict(state)
+    c.load_state_dict(state)
+    assert len(b) == 50
+    torch.testing.assert_close(b.sample(16).reward, c.sample(16).reward)
+
+
 def test_errors():
     with pytest.raises(RuntimeError, match="empty"):
         ReplayBuffer(4, 1, 1).sample(2)

@@ -171,6 +171,10 @@ class ALGD(Agent):
         self._policy_params = list(self.policy.parameters())
         self.cost_mask_terminal = env.cost_mask_terminal
 
+    @property
+    def update_period(self) -> int:
+        return self.cfg.target_update_every  # Polyak averaging is the only periodic branch
+
     def compile_targets(self) -> list[torch.nn.Module]:
         return [self.critic, self.critic_target]  # the critic bank holds ~90% of the FLOPs
 

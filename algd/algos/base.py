@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import copy
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import Any
@@ -12,6 +11,9 @@ import torch
 from torch import Tensor, nn
 
 from algd.buffers.replay import Batch
+from algd.nets.optim import adam, load_optimizer_state
+
+__all__ = ["Agent", "EnvInfo", "adam", "polyak_update"]
 
 
 @dataclass(frozen=True)
@@ -55,6 +57,13 @@ class Agent(nn.Module, ABC):
     def lagrange_multiplier(self) -> Tensor:
         """Current λ (0-dim tensor; 0 for unconstrained agents)."""
 
+    @property
+    def update_period(self) -> int:
+        """Updates after which ``update`` repeats the same computation: its only Python branches
+        are periodic (e.g. Polyak averaging every few updates). One CUDA graph is captured per
+        phase of this period (``algd/train/cuda_graph.py``)."""
+        return 1
+
     def compile_targets(self) -> list[nn.Module]:
         """Modules worth ``torch.compile``-ing (called through ``forward``). Default: none."""
         return []
@@ -78,10 +87,8 @@ class Agent(nn.Module, ABC):
         }
 
     def set_extra_state(self, state: dict[str, Any]) -> None:
-        # deep copy: Optimizer.load_state_dict would otherwise alias the source's moment tensors
-        state = copy.deepcopy(state)
         for k, o in self.optimizers.items():
-            o.load_state_dict(state["optimizers"][k])
+            load_optimizer_state(o, state["optimizers"][k])
         self.num_updates = int(state["num_updates"])
 
 
@@ -91,12 +98,3 @@ def polyak_update(target: nn.Module, online: nn.Module, tau: float) -> None:
         t_params = list(target.parameters())
         o_params = list(online.parameters())
         torch._foreach_lerp_(t_params, o_params, tau)
-
-
-def adam(params: Any, lr: float) -> torch.optim.Adam:
-    """Adam as the reference uses it, fused where the build supports it (same numbers, faster)."""
-    params = list(params)
-    try:
-        return torch.optim.Adam(params, lr=lr, fused=True)
-    except (RuntimeError, TypeError):  # pragma: no cover - fused unsupported on this device
-        return torch.optim.Adam(params, lr=lr)

@@ -142,6 +142,10 @@ class SACLag(Agent):
         return self.actor.sample(obs, deterministic=deterministic).action
 
     @property
+    def update_period(self) -> int:
+        return self.cfg.target_update_every  # Polyak averaging is the only periodic branch
+
+    @property
     def lagrange_multiplier(self) -> Tensor:
         return self.multiplier.value
 

@@ -6,6 +6,7 @@ no host-device copy; insertion copies a vector step's worth of transitions in on
 
 from __future__ import annotations
 
+import hashlib
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -98,6 +99,7 @@ class ReplayBuffer:
             "capacity": self.capacity,
             "fields": [f[:n].cpu() for f in self._fields()],
             "generator": self.generator.get_state(),
+            "generator_device": self.device.type,
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -109,4 +111,11 @@ class ReplayBuffer:
         for store, saved in zip(self._fields(), state["fields"]):
             store[:n].copy_(saved.to(self.device))
         self.ptr, self.size = state["ptr"], n
-        self.generator.set_state(state["generator"])
+        saved = state["generator"].cpu()  # a checkpoint mapped to the GPU moved it there
+        if state.get("generator_device", self.device.type) == self.device.type:
+            self.generator.set_state(saved)  # same kind of device: the stream continues exactly
+        else:
+            # CPU and CUDA generator states are not interchangeable (a run moved between them):
+            # continue from a seed derived from the saved state, so the move is reproducible
+            digest = hashlib.sha256(saved.numpy().tobytes()).digest()
+            self.generator.manual_seed(int.from_bytes(digest[:8], "little") >> 1)

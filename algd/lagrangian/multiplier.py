@@ -12,12 +12,13 @@ Both keep their state on the device and never read it back to the host inside an
 
 from __future__ import annotations
 
-import copy
 import math
 from typing import Literal
 
 import torch
 from torch import Tensor, nn
+
+from algd.nets.optim import load_optimizer_state
 
 MultiplierRule = Literal["log-adam", "projected"]
 
@@ -37,7 +38,7 @@ class LogMultiplier(nn.Module):
         return self.optimizer.state_dict()
 
     def set_extra_state(self, state: dict) -> None:
-        self.optimizer.load_state_dict(copy.deepcopy(state))  # no aliasing of Adam moments
+        load_optimizer_state(self.optimizer, state)
 
     @property
     def value(self) -> Tensor:

@@ -35,7 +35,7 @@ from torch import Tensor
 
 from algd.algos.base import Agent
 from algd.algos.registry import AlgoSpec, get_algo
-from algd.buffers.replay import ReplayBuffer
+from algd.buffers.replay import Batch, ReplayBuffer
 from algd.config import ConfigError, TrainConfig, config_from_dict, config_to_dict
 from algd.envs.core import VecStep
 from algd.envs.registry import TaskSpec, get_task
@@ -48,6 +48,7 @@ from algd.train.checkpoint import (
     read_checkpoint,
     read_config,
 )
+from algd.train.cuda_graph import GraphedUpdate
 from algd.train.evaluate import EvalResult, evaluate
 from algd.train.logger import CORE_COLUMNS, MetricsLogger, read_metrics
 from algd.train.seeding import SeedStreams, resolve_device
@@ -113,6 +114,8 @@ class Trainer:
         self.agent: Agent = self.algo.agent_cls(self.env_info, algo_cfg, self.device)
         if cfg.compile != "none":
             self.agent.compile_modules(cfg.compile)
+        # built at the first update, after any resume has loaded the optimiser state
+        self._graphed: GraphedUpdate | None = None
         self.buffer = ReplayBuffer(cfg.buffer_size, self.env.obs_dim, self.env.act_dim,
                                    self.device, seed=self.seeds.buffer)
         self._action_rng = np.random.default_rng(self.seeds.env + 1)
@@ -239,7 +242,7 @@ class Trainer:
         self._update_credit += self.cfg.utd * self.env.num_envs
         while self._update_credit >= 1.0:
             self._update_credit -= 1.0
-            diag = self.agent.update(self.buffer.sample(self.cfg.batch_size))
+            diag = self._update(self.buffer.sample(self.cfg.batch_size))
             values = torch.stack(list(diag.values()))
             self._finite &= torch.isfinite(values).all()  # stays on the device
             for k, v in zip(diag, values):
@@ -250,6 +253,14 @@ class Trainer:
             self._diag_count += 1
         if self.agent.num_updates - self._checked_updates >= FINITE_CHECK_EVERY:
             self._check_finite()
+
+    def _update(self, batch: Batch) -> dict[str, Tensor]:
+        """One gradient update: eager, or replayed as CUDA graphs (``cuda_graph`` on a GPU)."""
+        if not (self.cfg.cuda_graph and self.device.type == "cuda" and self.cfg.compile == "none"):
+            return self.agent.update(batch)
+        if self._graphed is None:
+            self._graphed = GraphedUpdate(self.agent)
+        return self._graphed(batch)
 
     def _check_finite(self) -> None:
         """Read the finiteness flag (one host sync) and stop the run if anything went NaN/inf."""
@@ -422,9 +433,10 @@ class Trainer:
         self._last_row_updates = int(t["last_row_updates"])
         self._wall_offset = float(t["wall_s"])
         rng = t["rng"]
-        torch.set_rng_state(rng["torch"])
+        # RNG states must be CPU byte tensors; the checkpoint was mapped to the training device
+        torch.set_rng_state(rng["torch"].cpu())
         if rng["cuda"] and torch.cuda.is_available():
-            torch.cuda.set_rng_state_all(rng["cuda"])
+            torch.cuda.set_rng_state_all([s.cpu() for s in rng["cuda"]])
         random.setstate(_from_tensors(rng["python"], tuple_types=True))
         self._action_rng.bit_generator.state = _from_tensors(rng["action"])
         env_state = _from_tensors(t["env"])
@@ -505,7 +517,7 @@ class Trainer:
 # -- resume ------------------------------------------------------------------------------------
 #: fields a resumed run may change (everything else must match the run's config.json)
 RESUMABLE_OVERRIDES = ("steps", "progress", "device", "torch_threads", "plot", "checkpoint_every",
-                       "compile")
+                       "compile", "cuda_graph")
 
 
 def resume_run(run_dir: Path | str, overrides: dict[str, Any] | None = None) -> RunResult:
@@ -594,7 +606,7 @@ def _to_tensors(x: Any) -> Any:
 
 def _from_tensors(x: Any, tuple_types: bool = False) -> Any:
     if isinstance(x, Tensor):
-        return x.numpy()
+        return x.cpu().numpy()
     if isinstance(x, dict):
         return {k: _from_tensors(v, tuple_types) for k, v in x.items()}
     if isinstance(x, list):
