@@ -2,9 +2,9 @@
 
 At the built-in and the paper's sizes one update is hundreds of small kernels (critic bank, K-step
 chain, Monte-Carlo score target, three optimisers), so on a GPU the update is bound by the host
-launching them, not by arithmetic: `algd bench --device cuda` measured 22 ms per ALGD update at
-paper sizes on an H200, 0.3% of its matmul peak. A CUDA graph records those launches once and
-replays them with one call.
+launching them, not by arithmetic: `algd bench --device cuda` measured 14-22 ms per ALGD update
+at paper sizes on an H200, 0.3% of its matmul peak. A CUDA graph records those launches once and
+replays them with one call: 2.2 ms (bench/results/h200_bench.txt).
 
 What makes an update capturable, and holds for every agent here (issue 7):
 
