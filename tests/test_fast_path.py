@@ -155,3 +155,18 @@ def test_bench_reports_consistent_numbers(tmp_path):
     assert u["efficiency"] == pytest.approx(
         u["gflop_per_update"] * u["updates_per_s"] / data["peak_gflops"], rel=1e-6)
     assert {a["K"] for a in data["act"]} == {1, 5, 10}
+    assert data["failures"] == []
+
+
+@pytest.mark.parametrize("argv,message", [
+    (["--cuda-graph", "--device", "cpu"], "--cuda-graph needs --device cuda"),
+    (["--compile", "--compile-mode", "fast"], "unknown --compile-mode"),
+    (["--sizes", "huge"], "unknown size preset"),
+])
+def test_bench_rejects_bad_options_in_one_line(capsys, argv, message):
+    from algd.cli import main
+
+    with pytest.raises(SystemExit) as exc:
+        main(["bench", *argv])
+    assert exc.value.code == 2
+    assert message in capsys.readouterr().err

@@ -481,7 +481,7 @@ class _Manifest:
         if not force and time.monotonic() - self._last_write < 2.0:
             return
         from algd import __version__
-        from algd.train.loop import _atomic_write_text
+        from algd.train.checkpoint import atomic_write_text
 
         records = list(records)
         data = {
@@ -496,7 +496,7 @@ class _Manifest:
             "counts": _counts(records),
             "trials": [dataclasses.asdict(r) for r in records],
         }
-        _atomic_write_text(self.path, json.dumps(data, indent=2, default=_json_default))
+        atomic_write_text(self.path, json.dumps(data, indent=2, default=_json_default))
         self._last_write = time.monotonic()
 
 

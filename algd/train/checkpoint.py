@@ -58,6 +58,14 @@ class LoadedRun:
     checkpoint: dict[str, Any]  #: the raw checkpoint (resume reads the rest of its state)
 
 
+def atomic_write_text(path: Path, text: str) -> None:
+    """Write ``text`` (plus a newline) to ``path`` through a temporary file and a rename, so a
+    crash mid-write leaves the previous file intact, never a torn one."""
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text + "\n")
+    tmp.replace(path)
+
+
 def read_config(run_dir: Path) -> dict[str, Any]:
     path = Path(run_dir) / "config.json"
     if not path.exists():

@@ -44,6 +44,7 @@ from algd.train.checkpoint import (
     CHECKPOINT_FORMAT,
     CHECKPOINT_NAME,
     CheckpointError,
+    atomic_write_text,
     env_info_for,
     read_checkpoint,
     read_config,
@@ -465,7 +466,7 @@ class Trainer:
         }
 
     def _write_config(self) -> None:
-        _atomic_write_text(self.run_dir / "config.json",
+        atomic_write_text(self.run_dir / "config.json",
                            json.dumps(self.resolved_config(), indent=2))
 
     def _plot(self) -> Path:
@@ -510,7 +511,7 @@ class Trainer:
             "checkpoint": str(self.run_dir / CHECKPOINT_NAME) if self.cfg.checkpoint else None,
             "plot": str(plot) if plot else None,
         }
-        _atomic_write_text(self.run_dir / "summary.json", json.dumps(summary, indent=2))
+        atomic_write_text(self.run_dir / "summary.json", json.dumps(summary, indent=2))
         return summary
 
 
@@ -570,12 +571,6 @@ def _prepare_run_dir(path: Path, keep: Sequence[str] = ()) -> None:
     path.mkdir(parents=True, exist_ok=True)
 
 
-def _atomic_write_text(path: Path, text: str) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text + "\n")
-    tmp.replace(path)
-
-
 def _truncate_csv(path: Path, rows: int) -> None:
     """Keep the header and the first ``rows`` data rows (rows written after the checkpoint will
     be produced again by the resumed run)."""
@@ -584,7 +579,7 @@ def _truncate_csv(path: Path, rows: int) -> None:
     lines = path.read_text().splitlines(keepends=True)
     if len(lines) < rows + 1:
         raise CheckpointError(f"{path} has fewer rows than its checkpoint recorded ({rows})")
-    _atomic_write_text(path, "".join(lines[: rows + 1]).rstrip("\n"))
+    atomic_write_text(path, "".join(lines[: rows + 1]).rstrip("\n"))
 
 
 def _rows_as_dicts(path: Path) -> list[dict[str, Any]]:
