@@ -202,3 +202,16 @@ def test_every_algorithm_declares_exactly_the_diagnostics_it_returns(algo):
     batch = Batch(torch.randn(8, 5), torch.rand(8, 2), torch.randn(8), torch.rand(8),
                   torch.randn(8, 5), torch.zeros(8))
     assert set(agent.update(batch)) == set(agent.diagnostics)
+
+
+def test_evaluation_splits_episodes_evenly_over_environments():
+    """No thrown-away episodes beyond rounding: 20 episodes are 2 rounds of 10, not 16 + 16."""
+    from algd.train.evaluate import eval_env_count
+
+    assert [eval_env_count(e) for e in (1, 10, 16, 17, 20, 32, 50)] == [1, 10, 16, 9, 10, 16, 13]
+    for e in range(1, 200):
+        n = eval_env_count(e)
+        rounds = -(-e // n)
+        assert n <= 16 and rounds == -(-e // 16) and n * rounds - e < rounds
+    with pytest.raises(ValueError):
+        eval_env_count(0)

@@ -22,11 +22,10 @@ import torch
 
 from algd.config import ConfigError
 from algd.train.checkpoint import LoadedRun, load_run
-from algd.train.evaluate import EvalResult, evaluate
+from algd.train.evaluate import EvalResult, eval_env_count, evaluate
 from algd.train.seeding import SeedStreams
 
 EVAL_FILE = "eval.json"
-MAX_EVAL_ENVS = 16  #: the training loop evaluates on min(episodes, 16) environments too
 
 
 def default_eval_seed(run_seed: int) -> int:
@@ -57,7 +56,7 @@ def evaluate_loaded(
 ) -> dict[str, dict[str, Any]]:
     """Run ``episodes`` episodes per sampling mode; returns per-mode statistics."""
     gamma = float(getattr(run.algo_cfg, "gamma", 0.99))  # as the training loop builds its envs
-    env = run.task.make(min(episodes, MAX_EVAL_ENVS), gamma)
+    env = run.task.make(eval_env_count(episodes), gamma)  # as the training loop does
     out = {}
     try:
         for mode in modes:

@@ -2,12 +2,25 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from algd.algos.base import Agent
 from algd.envs.core import ConstrainedVecEnv
+
+MAX_EVAL_ENVS = 16  #: most evaluation environments stepped together
+
+
+def eval_env_count(episodes: int, max_envs: int = MAX_EVAL_ENVS) -> int:
+    """Environments for an evaluation of ``episodes`` episodes: as few rounds as ``max_envs``
+    allows, split evenly, so the last round wastes as little as possible (20 episodes run as two
+    rounds of 10, not 16 + 16 of which 12 are thrown away)."""
+    if episodes < 1:
+        raise ValueError(f"episodes must be >= 1, got {episodes}")
+    rounds = math.ceil(episodes / max_envs)
+    return math.ceil(episodes / rounds)
 
 
 @dataclass

@@ -50,7 +50,7 @@ from algd.train.checkpoint import (
     read_config,
 )
 from algd.train.cuda_graph import GraphedUpdate
-from algd.train.evaluate import EvalResult, evaluate
+from algd.train.evaluate import EvalResult, eval_env_count, evaluate
 from algd.train.logger import CORE_COLUMNS, MetricsLogger, read_metrics
 from algd.train.seeding import SeedStreams, resolve_device
 
@@ -110,7 +110,7 @@ class Trainer:
         self.threshold = critic_threshold(self.cost_limit, self.task.budget,
                                           self.task.max_episode_steps, cost_gamma)
         self.env = self.task.make(cfg.num_envs, gamma)
-        self.eval_env = self.task.make(min(cfg.eval_episodes, 16), gamma)
+        self.eval_env = self.task.make(eval_env_count(cfg.eval_episodes), gamma)
         self.env_info = env_info_for(self.env, self.task, self.threshold)
         self.agent: Agent = self.algo.agent_cls(self.env_info, algo_cfg, self.device)
         if cfg.compile != "none":
