@@ -111,7 +111,7 @@ class ReplayBuffer:
         for store, saved in zip(self._fields(), state["fields"]):
             store[:n].copy_(saved.to(self.device))
         self.ptr, self.size = state["ptr"], n
-        saved = state["generator"].cpu()  # a checkpoint mapped to the GPU moved it there
+        saved = state["generator"].cpu()  # generator states are CPU byte tensors
         if state.get("generator_device", self.device.type) == self.device.type:
             self.generator.set_state(saved)  # same kind of device: the stream continues exactly
         else:

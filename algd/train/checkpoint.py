@@ -77,13 +77,18 @@ def read_config(run_dir: Path) -> dict[str, Any]:
             from None
 
 
-def read_checkpoint(path: Path, device: torch.device | str = "cpu") -> dict[str, Any]:
-    """Load a checkpoint file, turning every failure into a one-line :class:`CheckpointError`."""
+def read_checkpoint(path: Path) -> dict[str, Any]:
+    """Load a checkpoint file, turning every failure into a one-line :class:`CheckpointError`.
+
+    Tensors come back on the CPU whatever device wrote them: ``load_state_dict`` of modules,
+    optimisers and the replay buffer copies them to the training device, so a GPU never holds a
+    second copy of the replay buffer, and RNG states (which must be CPU tensors) load as they are.
+    """
     path = Path(path)
     if not path.exists():
         raise CheckpointError(f"no checkpoint at {path}; train (or resume) the run first")
     try:
-        state = torch.load(path, map_location=device, weights_only=True)
+        state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # truncated, corrupt or foreign file
         raise CheckpointError(
             f"checkpoint {path} is corrupt or truncated ({type(exc).__name__}); "
@@ -114,7 +119,7 @@ def load_run(
         raise CheckpointError(f"{run_dir}/config.json is incomplete or from another version "
                               f"({exc})") from None
     dev = resolve_device(device)
-    state = read_checkpoint(run_dir / checkpoint, dev)
+    state = read_checkpoint(run_dir / checkpoint)
     if state.get("algo") != train_cfg.algo:
         raise CheckpointError(f"checkpoint holds {state.get('algo')!r}, config says "
                               f"{train_cfg.algo!r}")

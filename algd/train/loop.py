@@ -115,7 +115,9 @@ class Trainer:
         self.agent: Agent = self.algo.agent_cls(self.env_info, algo_cfg, self.device)
         if cfg.compile != "none":
             self.agent.compile_modules(cfg.compile)
-        # built at the first update, after any resume has loaded the optimiser state
+        # CUDA graphs: decided once; built at the first update, after any resume has loaded the
+        # optimiser state
+        self._use_graphs = cfg.cuda_graph and self.device.type == "cuda" and cfg.compile == "none"
         self._graphed: GraphedUpdate | None = None
         self.buffer = ReplayBuffer(cfg.buffer_size, self.env.obs_dim, self.env.act_dim,
                                    self.device, seed=self.seeds.buffer)
@@ -156,7 +158,7 @@ class Trainer:
     def resume(self, run_dir: Path | str) -> RunResult:
         """Continue the run in ``run_dir`` from its checkpoint (see :func:`resume_run`)."""
         self.run_dir = Path(run_dir)
-        state = read_checkpoint(self.run_dir / CHECKPOINT_NAME, self.device)
+        state = read_checkpoint(self.run_dir / CHECKPOINT_NAME)
         self._restore(state)
         self._open_logger(keep_rows=state["trainer"]["rows_logged"])
         self.rows = _rows_as_dicts(self.run_dir / "metrics.csv")
@@ -257,7 +259,7 @@ class Trainer:
 
     def _update(self, batch: Batch) -> dict[str, Tensor]:
         """One gradient update: eager, or replayed as CUDA graphs (``cuda_graph`` on a GPU)."""
-        if not (self.cfg.cuda_graph and self.device.type == "cuda" and self.cfg.compile == "none"):
+        if not self._use_graphs:
             return self.agent.update(batch)
         if self._graphed is None:
             self._graphed = GraphedUpdate(self.agent)
@@ -434,10 +436,9 @@ class Trainer:
         self._last_row_updates = int(t["last_row_updates"])
         self._wall_offset = float(t["wall_s"])
         rng = t["rng"]
-        # RNG states must be CPU byte tensors; the checkpoint was mapped to the training device
-        torch.set_rng_state(rng["torch"].cpu())
+        torch.set_rng_state(rng["torch"])
         if rng["cuda"] and torch.cuda.is_available():
-            torch.cuda.set_rng_state_all([s.cpu() for s in rng["cuda"]])
+            torch.cuda.set_rng_state_all(rng["cuda"])
         random.setstate(_from_tensors(rng["python"], tuple_types=True))
         self._action_rng.bit_generator.state = _from_tensors(rng["action"])
         env_state = _from_tensors(t["env"])
@@ -601,7 +602,7 @@ def _to_tensors(x: Any) -> Any:
 
 def _from_tensors(x: Any, tuple_types: bool = False) -> Any:
     if isinstance(x, Tensor):
-        return x.cpu().numpy()
+        return x.numpy()
     if isinstance(x, dict):
         return {k: _from_tensors(v, tuple_types) for k, v in x.items()}
     if isinstance(x, list):
