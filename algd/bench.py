@@ -36,6 +36,7 @@ from algd.algos.base import EnvInfo
 from algd.algos.registry import get_algo, list_algos
 from algd.buffers.replay import ReplayBuffer
 from algd.config import load_preset
+from algd.train.cpu_runtime import tune_cpu_runtime
 from algd.train.cuda_graph import GraphedUpdate
 
 #: size presets: name → (preset file or None for dataclass defaults, batch size)
@@ -316,6 +317,8 @@ def run_bench(algos: list[str] | None = None, sizes: list[str] | None = None,
     if threads is not None:
         torch.set_num_threads(threads)
     dev = torch.device(device)
+    if dev.type == "cpu":
+        tune_cpu_runtime()  # as the trainer does
     algos = algos or [a.name for a in list_algos()]
     sizes = sizes or list(SIZES)
     say = print if progress else (lambda *a, **k: None)

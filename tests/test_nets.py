@@ -72,3 +72,31 @@ def test_diffusion_net_split_first_layer_equals_concatenated_input():
         h = F.relu(lin(h))
     torch.testing.assert_close(net.score(obs, a, t), net.score_head(h))
     torch.testing.assert_close(net.eps(obs, a, t), net.eps_head(h))
+
+
+@pytest.mark.parametrize("activation", ["relu", "silu", "tanh", "elu"])
+def test_inference_path_and_in_place_activations_match_autograd_path(activation):
+    """Without autograd the ensemble adds biases and activates in place; with autograd ReLU and
+    tanh still run in place. Values and gradients must equal a member-by-member reference."""
+    torch.manual_seed(0)
+    net = EnsembleMLP(6, 1, (16, 16), [MemberGroup(3, activation)])
+    act = {"relu": F.relu, "silu": F.silu, "tanh": torch.tanh, "elu": F.elu}[activation]
+    x = torch.randn(9, 6, requires_grad=True)
+    out = net(x)
+    ref = torch.stack([member_forward(net, m, x, [act] * 3) for m in range(3)])
+    torch.testing.assert_close(out, ref)
+    (g,) = torch.autograd.grad(out.square().sum(), x)
+    (g_ref,) = torch.autograd.grad(ref.square().sum(), x)
+    torch.testing.assert_close(g, g_ref)
+    with torch.no_grad():
+        torch.testing.assert_close(net(x), ref)
+    with torch.inference_mode():
+        torch.testing.assert_close(net(x.detach()), ref.detach())
+
+
+def test_critic_bank_cost_evaluates_the_cost_ensemble_alone():
+    bank = CriticBank(5, 2, (32, 32), reward_members=2, cost_members=3)
+    obs, act = torch.randn(4, 6, 5), torch.randn(4, 6, 2)
+    torch.testing.assert_close(bank.cost(obs, act), bank(obs, act).cost)
+    with pytest.raises(ValueError, match="no cost critics"):
+        CriticBank(5, 2, (8,), cost_members=0).cost(obs, act)

@@ -225,10 +225,10 @@ class ALGD(Agent):
         a_tau = chain.step_points(cfg.score_points)[tau, rows]  # not detached (reference)
 
         actor_loss = self.energy(obs, chain.action, lam).mean()  # J
-        obs_n = obs.unsqueeze(0).expand(cfg.mc_samples, *obs.shape)
-        phi_target = mc_score_target(  # φ*, detached
-            lambda y: self.energy(obs_n, y, lam), a_tau,
+        phi_target = mc_score_target(  # φ*, detached; on a CPU one sample at a time (cache)
+            lambda y: self.energy(obs.expand(y.shape[0], *obs.shape), y, lam), a_tau,
             cfg.score_sigma_scale * self.policy.mc_sigma(tau), cfg.mc_samples, cfg.temperature,
+            chunks=cfg.mc_samples if obs.device.type == "cpu" else 1,
         )
         score_loss = (self.policy.score(obs, a_tau, tau) - phi_target).square().mean()  # S
         loss = cfg.actor_coef * actor_loss + cfg.score_coef * score_loss
@@ -243,7 +243,7 @@ class ALGD(Agent):
     def update_multiplier(self, batch: Batch) -> dict[str, Tensor]:
         """3. Dual step on the conservative cost of the replay actions (spec §4.1)."""
         with torch.no_grad():
-            qc_buffer = ucb_cost(self.critic(batch.obs, batch.act).cost, self.cfg.ucb_k)
+            qc_buffer = ucb_cost(self.critic.cost(batch.obs, batch.act), self.cfg.ucb_k)
         self.multiplier.update(qc_buffer.mean(), self.h)
         return {"qc_ucb": qc_buffer.mean(),
                 "violation": (qc_buffer - self.h).clamp_min(0.0).mean()}

@@ -179,7 +179,7 @@ class SACLag(Agent):
         cfg, obs = self.cfg, batch.obs
         lam, alpha = self.multiplier.value, self.alpha  # constants for the actor
         with torch.no_grad():  # conservative cost of the replay actions: drives w and λ
-            qc_buffer = ucb_cost(self.critic(obs, batch.act).cost, cfg.ucb_k)
+            qc_buffer = ucb_cost(self.critic.cost(obs, batch.act), cfg.ucb_k)
         weight = al_cost_weight(lam, qc_buffer.mean(), self.h, cfg.convexity)
 
         action, log_prob = self.actor.sample(obs)

@@ -56,7 +56,18 @@ class CriticBank(nn.Module):
     def forward(self, obs: Tensor, act: Tensor) -> CriticValues:
         """Evaluate every member on the pairs ``(obs[b], act[b])``; leading dims are flattened."""
         lead = obs.shape[:-1]
-        x = torch.cat([obs, act], dim=-1).reshape(-1, obs.shape[-1] + act.shape[-1])
-        q = self.net(x).squeeze(-1)  # [R+E, B]
+        q = self.net(self._pairs(obs, act)).squeeze(-1)  # [R+E, B]
         q = q.reshape(q.shape[0], *lead)
         return CriticValues(q[: self.reward_members], q[self.reward_members :])
+
+    def cost(self, obs: Tensor, act: Tensor) -> Tensor:
+        """The cost ensemble alone, ``[E, *lead]`` (the reward critics are not evaluated)."""
+        if self.cost_members == 0:
+            raise ValueError("this critic bank has no cost critics")
+        lead = obs.shape[:-1]
+        qc = self.net.group_forward(self._pairs(obs, act), 1).squeeze(-1)
+        return qc.reshape(qc.shape[0], *lead)
+
+    @staticmethod
+    def _pairs(obs: Tensor, act: Tensor) -> Tensor:
+        return torch.cat([obs, act], dim=-1).reshape(-1, obs.shape[-1] + act.shape[-1])

@@ -26,6 +26,20 @@ _ACTIVATIONS: dict[str, Callable[[Tensor], Tensor]] = {
     "tanh": torch.tanh,
     "elu": F.elu,
 }
+#: in-place versions, used where autograd does not need the pre-activation (no gradient taken,
+#: or an activation whose backward reads its output): one memory pass less per layer
+_ACTIVATIONS_INPLACE: dict[str, Callable[[Tensor], Tensor]] = {
+    "relu": torch.relu_,
+    "silu": lambda x: F.silu(x, inplace=True),
+    "tanh": torch.tanh_,
+    "elu": lambda x: F.elu(x, inplace=True),
+}
+#: activations whose backward reads only their output, so autograd allows them in place
+_OUTPUT_BACKWARD = frozenset({"relu", "tanh"})
+
+
+def _needs_grad(*tensors: Tensor) -> bool:
+    return torch.is_grad_enabled() and any(t.requires_grad for t in tensors)
 
 
 @dataclass(frozen=True)
@@ -69,7 +83,11 @@ class EnsembleLinear(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         if x.dim() == 2:  # shared input: a stride-0 view, no copy
             x = x.unsqueeze(0).expand(self.members, *x.shape)
-        return torch.baddbmm(self.bias, x, self.weight)
+        if _needs_grad(x, self.weight, self.bias):
+            return torch.baddbmm(self.bias, x, self.weight)
+        # without autograd: add the bias in place instead of broadcasting it into the output
+        # first (baddbmm's copy), one memory pass less
+        return torch.bmm(x, self.weight).add_(self.bias)
 
     def extra_repr(self) -> str:
         return f"members={self.members}, in={self.in_features}, out={self.out_features}"
@@ -120,15 +138,24 @@ class EnsembleMLP(nn.Module):
             m -= g.size
         raise IndexError(f"member {m} out of range")
 
+    def group_forward(self, x: Tensor, group: int) -> Tensor:
+        """Members of group ``group`` only: ``[size, B, out]`` (``x`` is ``[B, in]`` or that
+        group's ``[size, B, in]``)."""
+        g, layers = self.groups[group], self.blocks[group]
+        h = x
+        for layer in layers[:-1]:
+            h = layer(h)  # a fresh tensor: the activation may overwrite it when autograd allows
+            if g.activation in _OUTPUT_BACKWARD or not _needs_grad(h):
+                h = _ACTIVATIONS_INPLACE[g.activation](h)
+            else:
+                h = _ACTIVATIONS[g.activation](h)
+        return layers[-1](h)
+
     def forward(self, x: Tensor) -> Tensor:
         outputs = []
         start = 0
-        for g, layers in zip(self.groups, self.blocks):
-            h = x if x.dim() == 2 else x[start : start + g.size]
-            act = _ACTIVATIONS[g.activation]
-            for layer in layers[:-1]:
-                h = act(layer(h))
-            outputs.append(layers[-1](h))
+        for i, g in enumerate(self.groups):
+            outputs.append(self.group_forward(x if x.dim() == 2 else x[start : start + g.size], i))
             start += g.size
         return outputs[0] if len(outputs) == 1 else torch.cat(outputs, 0)
 

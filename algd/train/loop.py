@@ -49,6 +49,7 @@ from algd.train.checkpoint import (
     read_checkpoint,
     read_config,
 )
+from algd.train.cpu_runtime import tune_cpu_runtime
 from algd.train.cuda_graph import GraphedUpdate
 from algd.train.evaluate import EvalResult, eval_env_count, evaluate
 from algd.train.logger import CORE_COLUMNS, MetricsLogger, read_metrics
@@ -101,6 +102,8 @@ class Trainer:
         if cfg.torch_threads is not None:
             torch.set_num_threads(cfg.torch_threads)
         self.device = resolve_device(cfg.device)
+        if self.device.type == "cpu":
+            tune_cpu_runtime()
         self.seeds = SeedStreams.from_seed(cfg.seed)
         self.seeds.seed_globals()
 
