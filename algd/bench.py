@@ -340,11 +340,18 @@ def run_bench(algos: list[str] | None = None, sizes: list[str] | None = None,
                     report.failures.append(f"{algo} at {size} sizes, compile {mode}: "
                                            f"{type(exc).__name__}: {first}")
                     say(f"  compile {mode} failed: {report.failures[-1]}", flush=True)
-        if SAME_CRITICS[0] in algos:
+        if SAME_CRITICS[0] in algos:  # the ratio's baseline, in every mode timed above
             algo, overrides, label = SAME_CRITICS
-            say(f"update: {label} at {size} sizes ...", flush=True)
-            report.updates.append(bench_update(algo, size, dev, report.peak_gflops, "none",
-                                               repeats, overrides, label))
+            for mode in compile_modes:
+                say(f"update: {label} at {size} sizes ({mode}) ...", flush=True)
+                try:
+                    report.updates.append(bench_update(algo, size, dev, report.peak_gflops,
+                                                       mode, repeats, overrides, label))
+                except Exception as exc:  # noqa: BLE001 - as above
+                    if mode == "none":
+                        raise
+                    report.failures.append(f"{label} at {size} sizes, compile {mode}: "
+                                           f"{type(exc).__name__}")
     if act:
         say("action latency ...", flush=True)
         report.act = bench_act(dev, repeats=repeats)

@@ -158,6 +158,24 @@ def test_bench_reports_consistent_numbers(tmp_path):
     assert data["failures"] == []
 
 
+@pytest.mark.slow
+def test_bench_times_the_ratio_baseline_in_every_mode(tmp_path, capsys):
+    """Compiled rows get their ÷SAC-Lag ratio from a compiled sac-lag[E=4], not from eager."""
+    import json
+
+    from algd.cli import main
+
+    out = tmp_path / "bench.json"
+    assert main(["bench", "--algos", "algd-vesde,sac-lag", "--sizes", "builtin", "--repeats", "1",
+                 "--compile", "--no-end-to-end", "--json", str(out)]) == 0
+    data = json.loads(out.read_text())
+    assert set(data["updates"]["sac-lag[E=4]"]) == {"builtin/none", "builtin/default"}
+    rows = [line.split() for line in capsys.readouterr().out.splitlines()
+            if line.startswith("algd-vesde ")]
+    assert [r[2] for r in rows] == ["none", "default"]
+    assert all(r[-1].endswith("x") for r in rows)  # both have a ratio
+
+
 @pytest.mark.parametrize("argv,message", [
     (["--cuda-graph", "--device", "cpu"], "--cuda-graph needs --device cuda"),
     (["--compile", "--compile-mode", "fast"], "unknown --compile-mode"),
