@@ -36,7 +36,7 @@ from algd.algos.base import EnvInfo
 from algd.algos.registry import get_algo, list_algos
 from algd.buffers.replay import ReplayBuffer
 from algd.config import load_preset
-from algd.train.cpu_runtime import tune_cpu_runtime
+from algd.train.cpu_runtime import flush_denormals, tune_glibc_malloc
 from algd.train.cuda_graph import GraphedUpdate
 
 #: size presets: name → (preset file or None for dataclass defaults, batch size)
@@ -318,7 +318,16 @@ def run_bench(algos: list[str] | None = None, sizes: list[str] | None = None,
         torch.set_num_threads(threads)
     dev = torch.device(device)
     if dev.type == "cpu":
-        tune_cpu_runtime()  # as the trainer does
+        tune_glibc_malloc()  # as the trainer does
+    with flush_denormals(dev.type == "cpu"):  # as the trainer's loop does
+        return _run_bench(dev, algos, sizes, threads, compile_modes, repeats, act, end_to_end,
+                          e2e_steps, progress)
+
+
+def _run_bench(dev: torch.device, algos: list[str] | None, sizes: list[str] | None,
+               threads: int | None, compile_modes, repeats: int, act: bool, end_to_end: bool,
+               e2e_steps: int, progress: bool) -> BenchReport:
+    device = str(dev)
     algos = algos or [a.name for a in list_algos()]
     sizes = sizes or list(SIZES)
     say = print if progress else (lambda *a, **k: None)

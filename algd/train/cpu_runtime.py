@@ -1,20 +1,22 @@
-"""Process settings that make the update's element-wise work cheap on a CPU.
+"""Settings that make the update's element-wise work cheap on a CPU.
 
 An update at the paper's sizes streams tens of megabytes of activations through a few hundred
 kernels; on a CPU the matrix multiplies run near the machine's peak, and what decides the rest is
-memory traffic. Two process-wide settings matter, both measured with ``algd bench``:
+memory traffic. Two settings matter, both measured with ``algd bench``:
 
-* **the allocator**: glibc serves blocks above 128 KiB with ``mmap`` and gives them back on free,
-  so every fresh activation tensor pays page faults and arrives cold. Raising the thresholds keeps
-  freed blocks in the heap for reuse, which is what jemalloc/tcmalloc (PyTorch's CPU tuning guide)
-  achieve through ``LD_PRELOAD``; here it is one ``mallopt`` call, no extra library;
-* **denormals**: a SiLU of a large negative input produces subnormal floats, whose arithmetic takes
-  a microcode assist (measured here: SiLU 5× slower; the whole ALGD update ~5 %). Flushing them
-  to zero changes values below 1.2e-38 (float32) and 2.2e-308 (float64) only; the flag belongs
-  to the thread, so it also applies to a simulator stepped in the same thread.
+* **the allocator** (:func:`tune_glibc_malloc`, process-wide): glibc serves blocks above 128 KiB
+  with ``mmap`` and gives them back on free, so every fresh activation tensor pays page faults and
+  arrives cold. Raising the thresholds keeps freed blocks in the heap for reuse, which is what
+  jemalloc/tcmalloc (PyTorch's CPU tuning guide) achieve through ``LD_PRELOAD``; here it is one
+  ``mallopt`` call, no extra library (~15 % on the ALGD update);
+* **denormals** (:func:`flush_denormals`, a scope): a SiLU of a large negative input produces
+  subnormal floats, whose arithmetic takes a microcode assist (measured here: SiLU 5× slower; the
+  whole ALGD update ~5 %). Flushing them to zero changes values below 1.2e-38 (float32) and
+  2.2e-308 (float64) only. The mode belongs to the thread and also affects numpy and any
+  simulator stepped inside the scope, so it is restored when the scope ends (libraries such as
+  hypothesis refuse to run while it is on).
 
-:func:`tune_cpu_runtime` applies both; :class:`algd.train.loop.Trainer` and ``algd bench`` call it
-when they run on a CPU.
+:class:`algd.train.loop.Trainer` and ``algd bench`` use both when they run on a CPU.
 """
 
 from __future__ import annotations
@@ -22,7 +24,8 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import sys
-from dataclasses import dataclass
+from contextlib import contextmanager
+from typing import Iterator
 
 import numpy as np
 import torch
@@ -37,30 +40,43 @@ TRIM_THRESHOLD = 1 * 2**30
 TOP_PAD = 64 * 2**20
 
 
-@dataclass(frozen=True)
-class RuntimeSettings:
-    """What :func:`tune_cpu_runtime` managed to set."""
-
-    allocator: bool  #: glibc malloc thresholds raised
-    flush_denormal: bool  #: subnormal floats flushed to zero
+_malloc_tuned: bool | None = None
 
 
-_applied: RuntimeSettings | None = None
+def tune_glibc_malloc() -> bool:
+    """Raise glibc's mmap and trim thresholds (idempotent, process-wide). False where the C
+    library is not glibc (macOS, musl, Windows): nothing is changed there."""
+    global _malloc_tuned
+    if _malloc_tuned is None:
+        _malloc_tuned = _tune_glibc_malloc()
+    return _malloc_tuned
 
 
-def tune_cpu_runtime() -> RuntimeSettings:
-    """Raise glibc's malloc thresholds and flush denormals to zero (idempotent, process-wide).
+def denormals_flushed() -> bool:
+    """Whether this thread currently flushes subnormal floats to zero."""
+    return torch.tensor([1e-40], dtype=torch.float32)[0].item() == 0.0
 
-    Both are silently skipped where unsupported (not glibc, a CPU without FTZ/DAZ).
+
+@contextmanager
+def flush_denormals(enabled: bool = True) -> Iterator[bool]:
+    """Flush subnormal floats to zero inside the block; the previous mode is restored after.
+
+    Yields whether flushing is active (False when ``enabled`` is False or the CPU cannot).
     """
-    global _applied
-    if _applied is None:
-        # numpy measures its float limits on first use and warns when flushing hides the
-        # subnormals: measure them now, while they still exist (numpy caches them)
-        for dtype in (np.float16, np.float32, np.float64, np.longdouble):
-            np.finfo(dtype)
-        _applied = RuntimeSettings(_tune_glibc_malloc(), bool(torch.set_flush_denormal(True)))
-    return _applied
+    if not enabled:
+        yield False
+        return
+    # numpy measures its float limits on first use and warns when flushing hides the
+    # subnormals: measure them now, while they still exist (numpy caches them)
+    for dtype in (np.float16, np.float32, np.float64, np.longdouble):
+        np.finfo(dtype)
+    previous = denormals_flushed()
+    active = bool(torch.set_flush_denormal(True))
+    try:
+        yield active
+    finally:
+        if active and not previous:
+            torch.set_flush_denormal(False)
 
 
 def _tune_glibc_malloc() -> bool:
