@@ -225,10 +225,10 @@ class ALGD(Agent):
         a_tau = chain.step_points(cfg.score_points)[tau, rows]  # not detached (reference)
 
         actor_loss = self.energy(obs, chain.action, lam).mean()  # J
-        phi_target = mc_score_target(  # φ*, detached; on a CPU one sample at a time (cache)
-            lambda y: self.energy(obs.expand(y.shape[0], *obs.shape), y, lam), a_tau,
+        obs_n = obs.unsqueeze(0).expand(cfg.mc_samples, *obs.shape)
+        phi_target = mc_score_target(  # φ*, detached
+            lambda y: self.energy(obs_n, y, lam), a_tau,
             cfg.score_sigma_scale * self.policy.mc_sigma(tau), cfg.mc_samples, cfg.temperature,
-            chunks=cfg.mc_samples if obs.device.type == "cpu" else 1,
         )
         score_loss = (self.policy.score(obs, a_tau, tau) - phi_target).square().mean()  # S
         loss = cfg.actor_coef * actor_loss + cfg.score_coef * score_loss

@@ -46,7 +46,6 @@ def mc_score_target(
     sigma: Tensor | float,
     num_samples: int,
     temperature: float = 1.0,
-    chunks: int = 1,
 ) -> Tensor:
     """Estimate the smoothed Boltzmann score at ``points`` [B, A] (detached result).
 
@@ -57,18 +56,9 @@ def mc_score_target(
         sigma: smoothing noise level, a float or a [B, 1] tensor (per-sample step levels).
         num_samples: N, Monte-Carlo samples per point.
         temperature: β of the Boltzmann density.
-        chunks: evaluate the N samples in this many groups, one after another (same numbers up
-            to float rounding). On a CPU, one sample per chunk keeps a chunk's activations in
-            cache and is ~15 % faster at the paper's sizes; on a GPU one pass (1) is best.
     """
     y = perturb(points, sigma, num_samples)
     with torch.enable_grad():
-        if chunks <= 1:
-            energy = energy_fn(y)
-            (grad,) = torch.autograd.grad(energy.sum(), y)
-        else:
-            parts = [(e := energy_fn(yc), *torch.autograd.grad(e.sum(), yc))
-                     for yc in (c.detach().requires_grad_(True) for c in y.chunk(chunks))]
-            energy = torch.cat([p[0] for p in parts])
-            grad = torch.cat([p[1] for p in parts])
+        energy = energy_fn(y)
+        (grad,) = torch.autograd.grad(energy.sum(), y)
     return self_normalised_score(energy, grad, temperature)
