@@ -2,7 +2,8 @@
 
 Everything is measured in the same run, so ratios are meaningful even on a noisy machine:
 
-* **peak**: fp32 matrix-multiply throughput (a large square GEMM) on the chosen device/threads;
+* **peak**: fp32 matrix-multiply throughput (a large square GEMM) on the chosen device/threads,
+  timed in the same interleaved rounds as the updates (see :func:`interleaved_median_times`);
 * **updates**: per algorithm and size preset, gradient updates/s, FLOPs per update (counted by
   intercepting every aten op with torch's FLOP formulas) and efficiency = achieved FLOP/s ÷ peak;
   the ratio of each algorithm's update time to SAC-Lag's (when registered) at the same sizes;
@@ -97,17 +98,45 @@ def median_time(fn: Callable[[], Any], device: torch.device, *, warmup: int = 3,
     return statistics.median(times)
 
 
-def measure_peak_gflops(device: torch.device, n: int | None = None, repeats: int = 5) -> float:
-    """fp32 GEMM throughput of an ``n × n`` matmul: the machine's practical peak.
+def interleaved_median_times(fns: dict[str, Callable[[], Any]], device: torch.device, *,
+                             warmup: int = 3, repeats: int = 5,
+                             min_block_s: float = 0.2) -> dict[str, float]:
+    """Median seconds per call of each function, timed in interleaved rounds.
+
+    Each round times one block (≥ ``min_block_s``) of every function in turn, so a slowdown of a
+    shared machine that lasts a few seconds hits all of them alike instead of one; ratios between
+    the functions (efficiency against the peak, ALGD ÷ SAC-Lag) stay meaningful.
+    """
+    calls = {}
+    for key, fn in fns.items():
+        for _ in range(warmup):
+            fn()
+        _sync(device)
+        t0 = time.perf_counter()
+        fn()
+        _sync(device)
+        calls[key] = max(1, int(min_block_s / max(time.perf_counter() - t0, 1e-6)))
+    times: dict[str, list[float]] = {key: [] for key in fns}
+    for _ in range(repeats):
+        for key, fn in fns.items():
+            t0 = time.perf_counter()
+            for _ in range(calls[key]):
+                fn()
+            _sync(device)
+            times[key].append((time.perf_counter() - t0) / calls[key])
+    return {key: statistics.median(t) for key, t in times.items()}
+
+
+def peak_matmul(device: torch.device, n: int | None = None) -> tuple[Callable[[], Any], int]:
+    """An ``n × n`` fp32 GEMM and its FLOPs: the machine's practical peak.
 
     ``n`` defaults to 2048 on a CPU and 8192 on a GPU (smaller products leave a GPU idle).
-    Measured at the precision torch is set to use (``torch.get_float32_matmul_precision()``).
+    Runs at the precision torch is set to use (``torch.get_float32_matmul_precision()``).
     """
     n = n or (8192 if device.type == "cuda" else 2048)
     a = torch.randn(n, n, device=device)
     b = torch.randn(n, n, device=device)
-    t = median_time(lambda: a @ b, device, repeats=repeats)
-    return 2 * n**3 / t / 1e9
+    return (lambda: a @ b), 2 * n**3
 
 
 #: the pseudo compile mode of whole-update CUDA graphs (``--cuda-graph``)
@@ -158,9 +187,26 @@ class UpdateResult:
     ms_per_update: float
 
 
-def bench_update(algo: str, size: str, device: torch.device, peak: float,
-                 compile_mode: str = "none", repeats: int = 5,
-                 overrides: dict[str, Any] | None = None, label: str | None = None) -> UpdateResult:
+@dataclass
+class UpdateCase:
+    """One timed update: an agent warmed up (and compiled or captured) on a fixed batch."""
+
+    label: str
+    size: str
+    compile: str
+    run: Callable[[], Any]
+    flops: int
+
+    def result(self, seconds: float, peak_gflops: float) -> UpdateResult:
+        gflop = self.flops / 1e9
+        return UpdateResult(self.label, self.size, self.compile, 1.0 / seconds, gflop,
+                            gflop / seconds / peak_gflops, seconds * 1e3)
+
+
+def prepare_update(algo: str, size: str, device: torch.device, compile_mode: str = "none",
+                   overrides: dict[str, Any] | None = None,
+                   label: str | None = None) -> UpdateCase:
+    """Build, warm up and FLOP-count one algorithm's update (raises if compilation fails)."""
     torch.manual_seed(0)
     cfg, batch_size = _algo_config(algo, size, compile_mode, overrides)
     agent = _make_agent(algo, cfg, device, compile_mode)
@@ -174,10 +220,7 @@ def bench_update(algo: str, size: str, device: torch.device, peak: float,
         for _ in range(graphed.warmup + graphed.period):  # warm up, then capture every phase
             graphed(batch)
         update = graphed
-    t = median_time(lambda: update(batch), device, repeats=repeats)
-    achieved = flops / t / 1e9
-    return UpdateResult(label or algo, size, compile_mode, 1.0 / t, flops / 1e9, achieved / peak,
-                        t * 1e3)
+    return UpdateCase(label or algo, size, compile_mode, lambda: update(batch), flops)
 
 
 def bench_act(device: torch.device, steps_list=(1, 5, 10), batches=(1, 16),
@@ -331,36 +374,39 @@ def _run_bench(dev: torch.device, algos: list[str] | None, sizes: list[str] | No
     algos = algos or [a.name for a in list_algos()]
     sizes = sizes or list(SIZES)
     say = print if progress else (lambda *a, **k: None)
-    say("measuring the matmul peak ...", flush=True)
-    report = BenchReport(str(dev), torch.get_num_threads(), str(torch.__version__),
-                         f"{platform.machine()} {platform.processor() or ''}".strip(),
-                         measure_peak_gflops(dev, repeats=repeats))
+    cases: list[UpdateCase] = []
+    failures: list[str] = []  #: compiled paths that did not build
+
+    def prepare(algo: str, size: str, mode: str, overrides: dict[str, Any] | None = None,
+                label: str | None = None) -> None:
+        say(f"update: {label or algo} at {size} sizes ({mode}): build and warm up ...", flush=True)
+        try:
+            cases.append(prepare_update(algo, size, dev, mode, overrides, label))
+        except Exception as exc:  # noqa: BLE001 - a compiler failure is a finding
+            if mode == "none":
+                raise
+            first = (str(exc).strip().splitlines() or [""])[0][:200]
+            failures.append(f"{label or algo} at {size} sizes, compile {mode}: "
+                            f"{type(exc).__name__}: {first}")
+            say(f"  compile {mode} failed: {failures[-1]}", flush=True)
+
     for size in sizes:
         for algo in algos:
             for mode in compile_modes:
-                say(f"update: {algo} at {size} sizes ({mode}) ...", flush=True)
-                try:
-                    report.updates.append(bench_update(algo, size, dev, report.peak_gflops,
-                                                       mode, repeats))
-                except Exception as exc:  # noqa: BLE001 - a compiler failure is a finding
-                    if mode == "none":
-                        raise
-                    first = (str(exc).strip().splitlines() or [""])[0][:200]
-                    report.failures.append(f"{algo} at {size} sizes, compile {mode}: "
-                                           f"{type(exc).__name__}: {first}")
-                    say(f"  compile {mode} failed: {report.failures[-1]}", flush=True)
+                prepare(algo, size, mode)
         if SAME_CRITICS[0] in algos:  # the ratio's baseline, in every mode timed above
             algo, overrides, label = SAME_CRITICS
             for mode in compile_modes:
-                say(f"update: {label} at {size} sizes ({mode}) ...", flush=True)
-                try:
-                    report.updates.append(bench_update(algo, size, dev, report.peak_gflops,
-                                                       mode, repeats, overrides, label))
-                except Exception as exc:  # noqa: BLE001 - as above
-                    if mode == "none":
-                        raise
-                    report.failures.append(f"{label} at {size} sizes, compile {mode}: "
-                                           f"{type(exc).__name__}")
+                prepare(algo, size, mode, overrides, label)
+    peak_fn, peak_flops = peak_matmul(dev)
+    fns = {"peak": peak_fn, **{str(i): c.run for i, c in enumerate(cases)}}
+    say(f"timing the peak and {len(cases)} updates in {repeats} interleaved rounds ...",
+        flush=True)
+    times = interleaved_median_times(fns, dev, repeats=repeats)
+    report = BenchReport(str(dev), torch.get_num_threads(), str(torch.__version__),
+                         f"{platform.machine()} {platform.processor() or ''}".strip(),
+                         peak_flops / times["peak"] / 1e9, failures=failures)
+    report.updates = [c.result(times[str(i)], report.peak_gflops) for i, c in enumerate(cases)]
     if act:
         say("action latency ...", flush=True)
         report.act = bench_act(dev, repeats=repeats)

@@ -188,3 +188,14 @@ def test_bench_rejects_bad_options_in_one_line(capsys, argv, message):
         main(["bench", *argv])
     assert exc.value.code == 2
     assert message in capsys.readouterr().err
+
+
+def test_interleaved_timing_alternates_the_functions_round_by_round():
+    """A slowdown of a shared machine must hit every timed function alike: rounds interleave."""
+    from algd.bench import interleaved_median_times
+
+    log = []
+    times = interleaved_median_times({"a": lambda: log.append("a"), "b": lambda: log.append("b")},
+                                     torch.device("cpu"), warmup=1, repeats=3, min_block_s=0.0)
+    assert log == ["a", "a", "b", "b"] + ["a", "b"] * 3  # warm-up + calibration, then rounds
+    assert set(times) == {"a", "b"} and all(t > 0 for t in times.values())
