@@ -4,7 +4,7 @@
                [--device auto|cpu|cuda] [--<any config field> VALUE ...]
     algd train --resume RUN_DIR [--steps N]
     algd algos | envs | presets
-    algd eval | plot | report | landscape   (see algd.analysis.commands)
+    algd eval | plot | report | landscape | modality   (see algd.analysis.commands)
     algd video RUN_DIR [--out FILE.gif|mp4] [--episodes N] [--max-steps N]
 
 Every field of the training config and of the chosen algorithm's config is a flag
@@ -291,6 +291,8 @@ COMMANDS = {
     "report": (_analysis("cmd_report"), "table of final return and cost, IQM and CI over seeds"),
     "landscape": (_analysis("cmd_landscape"),
                   "plain vs augmented Lagrangian energy over the action box (--demo: no run)"),
+    "modality": (_analysis("cmd_modality"),
+                 "how often each run's policy is multimodal near the cost boundary"),
     "video": (cmd_video, "render evaluation episodes of a run to a video (algd video --help)"),
     "sweep": (cmd_sweep, "run algorithms x tasks x seeds (x grids) on Ray (algd sweep --help)"),
 }

@@ -1,9 +1,11 @@
-"""The analysis commands of ``algd``: eval, plot, report, landscape (registered in algd.cli).
+"""The analysis commands of ``algd``: eval, plot, report, landscape, modality (registered in
+algd.cli).
 
     algd eval RUN_DIR [--episodes N] [--device cpu] [--seed S]
     algd plot RUN_DIR... [--out FILE.png] [--smooth N] [--no-seeds]
     algd report RUN_DIR... [--out FILE.md] [--last K]
     algd landscape RUN_DIR [--out FILE.png] [--lambda L]      |   algd landscape --demo
+    algd modality RUN_DIR... [--reference RUN_DIR] [--states 50] [--samples 128]
 """
 
 from __future__ import annotations
@@ -143,6 +145,31 @@ def cmd_landscape(argv: Sequence[str]) -> int:
     readout.write_text(json.dumps(ls.readout_dict(result), indent=2) + "\n")
     print(ls.format_readout(result))
     print("wrote " + ", ".join(map(str, [*written, readout])))
+    return 0
+
+
+def cmd_modality(argv: Sequence[str]) -> int:
+    from algd.analysis import modality as mm
+
+    p = _Parser(prog="algd modality", description="How often each run's policy is multimodal at "
+                "the same states near the cost boundary (spec §7.5): 2-means on sampled actions "
+                "per state. Boundary states come from the reference run's rollouts and critics.")
+    p.add_argument("runs", nargs="+", help="run directories (same task)")
+    p.add_argument("--reference", default=None,
+                   help="run whose rollouts and cost critic choose the states (default: the first)")
+    p.add_argument("--states", type=int, default=50, help="boundary states (default 50)")
+    p.add_argument("--samples", type=int, default=128, help="actions per state (default 128)")
+    p.add_argument("--episodes", type=int, default=20,
+                   help="deterministic reference episodes to choose states from (default 20)")
+    p.add_argument("--seed", type=int, default=0, help="seed of rollouts and sampling (default 0)")
+    p.add_argument("--out", default=None, help="JSON with every state's test (default: "
+                   "modality.json in the deepest directory holding all runs)")
+    a = p.parse_args(argv)
+    chosen, rates = mm.compare_modality(a.runs, reference=a.reference, states=a.states,
+                                        samples=a.samples, episodes=a.episodes, seed=a.seed)
+    print(mm.format_modality(chosen, rates))
+    out = Path(a.out) if a.out else _common_parent([Path(r) for r in a.runs]) / "modality.json"
+    print(f"wrote {mm.write_modality(chosen, rates, out)}")
     return 0
 
 
