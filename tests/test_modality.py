@@ -8,8 +8,13 @@ import pytest
 import torch
 
 from algd.algos.registry import get_algo
-from algd.analysis.landscape import EnergyModel, agent_critic
-from algd.analysis.modality import BoundaryStates, boundary_states, modality_rate
+from algd.analysis.landscape import EnergyModel, agent_critic, multimodality
+from algd.analysis.modality import (
+    BoundaryStates,
+    boundary_states,
+    gaussian_like,
+    modality_rate,
+)
 from algd.cli import main
 from algd.config import ConfigError, TrainConfig
 from algd.train.checkpoint import load_run
@@ -40,7 +45,29 @@ def test_rate_counts_the_bimodal_states():
     rate = modality_rate(run, states, samples=128, seed=0)
     assert [m.multimodal for m in rate.per_state] == [True, True, False, True, False]
     assert rate.multimodal == 3 and rate.rate == pytest.approx(0.6)
-    assert all(m.ratio > 1.75 for m in rate.per_state[:2])
+    # the Gaussian control: for the round blobs it agrees (unimodal); for the two modes its
+    # stand-in is stretched along the line joining them and passes the spec's test too (the
+    # caveat), but with a ratio far below the real modes'
+    control = rate.control
+    assert [c.multimodal for c in control[2::2]] == [False, False]
+    for m, c in zip(rate.per_state[:2], control[:2]):
+        assert m.ratio > 3 * c.ratio
+
+
+def test_the_spec_test_calls_an_elongated_gaussian_multimodal_and_the_control_shows_it():
+    """The reference's spread sums variances over dimensions: a Gaussian stretched along one
+    direction scores ≈ 1.9 > 1.75 (isotropic ≈ 1.0). Documented caveat of algd modality."""
+    rng = np.random.default_rng(0)
+    elongated = np.c_[rng.normal(size=2000), 0.01 * rng.normal(size=2000)]
+    isotropic = rng.normal(size=(2000, 2))
+    m_el, m_iso = multimodality(elongated, 0), multimodality(isotropic, 0)
+    assert m_el.multimodal and m_el.ratio == pytest.approx(1.87, abs=0.08)  # 2√(2/π)/√(2−4/π)
+    assert not m_iso.multimodal and m_iso.ratio == pytest.approx(0.97, abs=0.08)
+    twin = gaussian_like(elongated, rng)  # same mean and covariance, unimodal by construction
+    np.testing.assert_allclose(twin.mean(0), elongated.mean(0), atol=0.06)
+    np.testing.assert_allclose(np.cov(twin, rowvar=False), np.cov(elongated, rowvar=False),
+                               rtol=0.1, atol=1e-4)
+    assert multimodality(twin, 0).multimodal  # the control flags elongation alike
 
 
 @pytest.fixture(scope="module")
@@ -80,6 +107,8 @@ def test_modality_command_compares_runs_on_the_same_states(runs, tmp_path, capsy
         assert len(r["per_state"]) == 8
         assert r["multimodal"] == sum(s["multimodal"] for s in r["per_state"])
         assert r["rate"] == pytest.approx(r["multimodal"] / 8)
+        assert r["control_rate"] == pytest.approx(
+            sum(s["control_multimodal"] for s in r["per_state"]) / 8)
     # another reference picks its own states; bad sizes are one-line errors
     assert main(["modality", str(runs["algd-vesde"]), "--reference", str(runs["sac-auglag"]),
                  "--states", "4", "--samples", "16", "--episodes", "2", "--out",
