@@ -50,4 +50,3 @@ def test_mc_target_is_detached_and_validates():
     assert not out.requires_grad
     with pytest.raises(ValueError):
         mc_score_target(lambda y: (y**2).sum(-1), x, 0.1, 0)
-
