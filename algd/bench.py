@@ -77,27 +77,6 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def median_time(fn: Callable[[], Any], device: torch.device, *, warmup: int = 3,
-                repeats: int = 5, min_block_s: float = 0.2) -> float:
-    """Median seconds per call over ``repeats`` blocks (each block ≥ ``min_block_s``)."""
-    for _ in range(warmup):
-        fn()
-    _sync(device)
-    t0 = time.perf_counter()
-    fn()
-    _sync(device)
-    per_call = max(time.perf_counter() - t0, 1e-6)
-    calls = max(1, int(min_block_s / per_call))
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        for _ in range(calls):
-            fn()
-        _sync(device)
-        times.append((time.perf_counter() - t0) / calls)
-    return statistics.median(times)
-
-
 def interleaved_median_times(fns: dict[str, Callable[[], Any]], device: torch.device, *,
                              warmup: int = 3, repeats: int = 5,
                              min_block_s: float = 0.2) -> dict[str, float]:
@@ -125,6 +104,13 @@ def interleaved_median_times(fns: dict[str, Callable[[], Any]], device: torch.de
             _sync(device)
             times[key].append((time.perf_counter() - t0) / calls[key])
     return {key: statistics.median(t) for key, t in times.items()}
+
+
+def median_time(fn: Callable[[], Any], device: torch.device, *, warmup: int = 3,
+                repeats: int = 5, min_block_s: float = 0.2) -> float:
+    """Median seconds per call over ``repeats`` blocks (each block ≥ ``min_block_s``)."""
+    return interleaved_median_times({"fn": fn}, device, warmup=warmup, repeats=repeats,
+                                    min_block_s=min_block_s)["fn"]
 
 
 def peak_matmul(device: torch.device, n: int | None = None) -> tuple[Callable[[], Any], int]:
