@@ -8,7 +8,7 @@ memory traffic. Two settings matter, both measured with ``algd bench``:
   with ``mmap`` and gives them back on free, so every fresh activation tensor pays page faults and
   arrives cold. Raising the thresholds keeps freed blocks in the heap for reuse, which is what
   jemalloc/tcmalloc (PyTorch's CPU tuning guide) achieve through ``LD_PRELOAD``; here it is one
-  ``mallopt`` call, no extra library (~15 % on the ALGD update);
+  ``mallopt`` call, no extra library (10–15 % on the ALGD update);
 * **denormals** (:func:`flush_denormals`, a scope): a SiLU of a large negative input produces
   subnormal floats, whose arithmetic takes a microcode assist (measured here: SiLU 5× slower; the
   whole ALGD update ~5 %). Flushing them to zero changes values below 1.2e-38 (float32) and
