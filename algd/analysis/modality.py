@@ -144,7 +144,9 @@ def compare_modality(run_dirs: Sequence[str | Path], *, reference: str | Path | 
         raise ConfigError(f"need states >= 1, samples >= 2 and episodes >= 1, got {states}, "
                           f"{samples}, {episodes}")
     runs = [load_run(d, "cpu") for d in run_dirs]
-    ref = load_run(reference, "cpu") if reference is not None else runs[0]
+    loaded = {Path(r.run_dir).resolve(): r for r in runs}
+    ref = runs[0] if reference is None else (loaded.get(Path(reference).resolve())
+                                              or load_run(reference, "cpu"))
     tasks = {r.task.name for r in [ref, *runs]}
     if len(tasks) > 1:
         raise ConfigError(f"the runs are on different tasks ({', '.join(sorted(tasks))}): the "
