@@ -8,6 +8,7 @@ import sys
 import time
 from pathlib import Path
 
+import gymnasium as gym
 import numpy as np
 import pytest
 import torch
@@ -165,3 +166,25 @@ def test_non_finite_values_stop_the_run_and_keep_the_last_good_checkpoint(tmp_pa
     good = load_run(out)  # the last good checkpoint still loads...
     assert good.env_steps == 200  # ...and predates the NaNs
     assert all(torch.isfinite(p).all() for p in good.agent.parameters())
+
+
+class _PendulumCost(gym.Wrapper):
+    """A Gymnasium task with a wrapper the snapshot does not know: its state cannot be saved."""
+
+    def step(self, action):
+        obs, reward, terminated, truncated, info = self.env.step(action)
+        return obs, reward, terminated, truncated, {**info, "cost": float(abs(obs[2]) > 4.0)}
+
+
+def test_unsaveable_environment_resumes_with_fresh_episodes_and_says_so(tmp_path, capsys):
+    register_task(TaskSpec.from_gym(
+        "PendulumCost", lambda render_mode=None: _PendulumCost(gym.make("Pendulum-v1")),
+        cost_limit=5.0, budget="episode", max_episode_steps=200))
+    run_dir = tmp_path / "pendulum"
+    train_run(run_dir, env="PendulumCost", steps=150)
+    assert read_checkpoint(run_dir / "checkpoint.pt")["trainer"]["env"] is None
+    capsys.readouterr()
+    resume_run(run_dir, {"steps": 300})
+    err = capsys.readouterr().err
+    assert "PendulumCost cannot save its simulator state" in err and "step 150" in err
+    assert load_run(run_dir).env_steps == 300

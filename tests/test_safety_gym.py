@@ -149,3 +149,9 @@ def test_frames_render_off_screen_with_markers(monkeypatch):
     frame = env.render()
     assert frame.ndim == 3 and frame.shape[2] == 3 and frame.std() > 5
     env.close()
+
+
+def test_navigation_state_is_not_snapshotted():
+    """Layouts and task objects are rebuilt per episode: a resume starts fresh episodes (the
+    trainer says so; tests/test_resume.py), it never restores half a state."""
+    assert get_task("PointGoal1").make(1).state_dict() is None

@@ -20,6 +20,8 @@ from typing import Any, Callable, Sequence
 import gymnasium as gym
 import numpy as np
 
+from algd.envs.snapshot import env_snapshot, load_env_snapshot
+
 
 @dataclass
 class VecStep:
@@ -181,6 +183,24 @@ class GymVecEnv(ConstrainedVecEnv):
         ep_ret, ep_cost, ep_len = self._tracker.update(reward, cost, done)
         return VecStep(self._obs.copy(), reward, cost, term, trunc, final_obs, ep_ret, ep_cost,
                        ep_len, critic_terminal)
+
+    def state_dict(self) -> dict[str, Any] | None:
+        """Every sub-environment's simulator state, the pending observations and the episode
+        statistics, or ``None`` when some sub-environment cannot be snapshotted
+        (:mod:`algd.envs.snapshot`: Gymnasium's MuJoCo environments can)."""
+        envs = [env_snapshot(env) for env in self.envs]
+        if any(s is None for s in envs):
+            return None
+        return {"envs": envs, "obs": self._obs.copy(), "tracker": self._tracker.state_dict()}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        if len(state["envs"]) != self.num_envs:
+            raise ValueError(f"the state holds {len(state['envs'])} environments, this vector "
+                             f"{self.num_envs}")
+        for env, snap in zip(self.envs, state["envs"]):
+            load_env_snapshot(env, snap)
+        self._obs[:] = state["obs"]
+        self._tracker.load_state_dict(state["tracker"])
 
     def close(self) -> None:
         for env in self.envs:

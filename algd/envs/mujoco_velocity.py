@@ -53,6 +53,7 @@ import numpy as np
 
 from algd.envs.extras import require_extra
 from algd.envs.registry import TaskSpec, register_task
+from algd.envs.snapshot import register_snapshot_type
 
 Measure = Literal["abs_x", "x", "planar"]
 
@@ -71,6 +72,7 @@ def velocity_of(info: dict[str, Any], measure: Measure) -> float:
     return float(np.hypot(vx, float(info["y_velocity"])))
 
 
+@register_snapshot_type  # stateless: resumable mid-episode (algd.envs.snapshot)
 class VelocityCost(gym.Wrapper):
     """Adds ``info["cost"]``: the speed itself (``threshold=None``) or ``1[speed > threshold]``.
 
@@ -91,6 +93,7 @@ class VelocityCost(gym.Wrapper):
         return obs, reward, terminated, truncated, info
 
 
+@register_snapshot_type
 class ObservationPrefix(gym.ObservationWrapper):
     """Keeps the first ``dims`` numbers of a flat Box observation (the MBPO/CAL cuts)."""
 
@@ -164,7 +167,7 @@ def _swimmer_class() -> type:
             model.vis.global_.offheight = self.height
             return model, mujoco.MjData(model)
 
-    return SwimmerV4
+    return register_snapshot_type(SwimmerV4)  # a MujocoEnv with no extra Python state
 
 
 def make_swimmer_v4(**kwargs: Any) -> gym.Env:

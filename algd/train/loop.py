@@ -11,9 +11,10 @@ updates.
 
 A checkpoint holds everything the loop needs to continue exactly: agent (networks, targets,
 optimisers, λ), replay buffer, the training environment's state when it can be saved (the
-built-in task can; simulator-backed tasks are reset on resume), every RNG, the counters and the
-metrics position. ``Trainer.resume(run_dir)`` continues an interrupted run; on CPU the result is
-bit-identical to an uninterrupted run when the environment state is saved.
+built-in task and the MuJoCo tasks can, see :mod:`algd.envs.snapshot`; Safety-Gymnasium tasks
+are reset on resume), every RNG, the counters and the metrics position.
+``Trainer.resume(run_dir)`` continues an interrupted run; on CPU the result is bit-identical to
+an uninterrupted run when the environment state is saved.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import json
 import math
 import random
 import signal
+import sys
 import threading
 import time
 from dataclasses import dataclass
@@ -452,7 +454,9 @@ class Trainer:
         if env_state is not None and hasattr(self.env, "load_state_dict"):
             self.env.load_state_dict(env_state)
             self._obs = np.asarray(_from_tensors(t["obs"]), dtype=np.float32)
-        else:  # simulator state cannot be saved: start fresh episodes (documented)
+        else:  # simulator state cannot be saved (e.g. Safety-Gymnasium): fresh episodes
+            print(f"note: {self.task.name} cannot save its simulator state; the episodes in "
+                  f"progress at step {self.env_steps} restart", file=sys.stderr)
             self._obs = self.env.reset(seed=self.seeds.env + self.env_steps)
 
     # -- files ----------------------------------------------------------------------------------

@@ -1,0 +1,118 @@
+"""Exact mid-episode snapshots of MuJoCo environments (algd.envs.snapshot) and the resume they
+give simulator-backed tasks: a resumed MuJoCo run equals the uninterrupted one (needs mujoco)."""
+
+import gymnasium as gym
+import numpy as np
+import pytest
+import torch
+
+pytest.importorskip("mujoco")
+
+from algd.algos import get_algo  # noqa: E402
+from algd.config import TrainConfig  # noqa: E402
+from algd.envs import get_task  # noqa: E402
+from algd.envs.snapshot import env_snapshot, load_env_snapshot  # noqa: E402
+from algd.train import Trainer  # noqa: E402
+from algd.train.loop import _from_tensors, _to_tensors, resume_run  # noqa: E402
+
+TASKS = ["HalfCheetahVelocity", "HopperVelocity", "AntVelocity", "HumanoidVelocity",
+         "SafetyWalker2dVelocity-v1", "SafetySwimmerVelocity-v1"]
+
+
+def _through_checkpoint(state, tmp_path):
+    """The snapshot as a resumed run gets it back: tensors, torch.save, weights-only load."""
+    path = tmp_path / "snap.pt"
+    torch.save(_to_tensors(state), path)
+    return _from_tensors(torch.load(path, weights_only=True))
+
+
+@pytest.mark.parametrize("name", TASKS)
+def test_restored_env_continues_bit_for_bit_across_episode_ends(name, tmp_path):
+    task = get_task(name)
+    a = task.make_env()
+    actions = np.random.default_rng(1).uniform(-1, 1, (600, a.action_space.shape[0]))
+    a.reset(seed=3)
+    for act in actions[:300]:
+        *_, te, tr, _ = a.step(act)
+        if te or tr:
+            a.reset()
+    state = _through_checkpoint(env_snapshot(a), tmp_path)
+    b = task.make_env()
+    b.reset(seed=99)  # somewhere else entirely
+    b.step(actions[0])
+    load_env_snapshot(b, state)
+    for act in actions[300:]:
+        oa, ra, tea, tra, ia = a.step(act)
+        ob, rb, teb, trb, ib = b.step(act)
+        np.testing.assert_array_equal(oa, ob)
+        assert (ra, tea, tra, ia["cost"]) == (rb, teb, trb, ib["cost"])
+        if tea or tra:  # the next episode's reset noise comes from the restored np_random
+            np.testing.assert_array_equal(a.reset()[0], b.reset()[0])
+
+
+def test_time_limit_counter_is_restored():
+    task = get_task("HalfCheetahVelocity")
+    a, b = task.make_env(), task.make_env()
+    a.reset(seed=0)
+    b.reset(seed=0)
+    for _ in range(990):
+        a.step(a.action_space.sample())
+    load_env_snapshot(b, env_snapshot(a))
+    truncated = [b.step(np.zeros(6))[3] for _ in range(10)]
+    assert truncated == [False] * 9 + [True]
+
+
+def test_unknown_layers_are_not_snapshotted():
+    class Counter(gym.Wrapper):  # keeps state the snapshot cannot know of
+        pass
+
+    assert env_snapshot(Counter(get_task("HopperVelocity").make_env())) is None
+    assert env_snapshot(gym.make("CartPole-v1")) is None  # not a MuJoCo environment
+    assert get_task("PointDetour").make_vec(2, None).state_dict() is not None  # native state
+
+
+def test_snapshot_of_another_model_is_refused():
+    ant = env_snapshot(get_task("AntVelocity").make_env())  # one wrapper more (observation cut)
+    with pytest.raises(ValueError, match="differently built"):
+        load_env_snapshot(get_task("SafetyAntVelocity-v1").make_env(), ant)
+    hopper = env_snapshot(get_task("HopperVelocity").make_env())  # same wrappers, other robot
+    with pytest.raises(ValueError, match="different model"):
+        load_env_snapshot(get_task("SafetyWalker2dVelocity-v1").make_env(), hopper)
+
+
+def test_vector_env_state_round_trip():
+    v, w = get_task("HopperVelocity").make(3), get_task("HopperVelocity").make(3)
+    v.reset(seed=0)
+    w.reset(seed=5)
+    acts = np.random.default_rng(0).uniform(-1, 1, (60, 3, v.act_dim))
+    for act in acts[:30]:
+        v.step(act)
+    w.load_state_dict(v.state_dict())
+    for act in acts[30:]:
+        sv, sw = v.step(act), w.step(act)
+        np.testing.assert_array_equal(sv.obs, sw.obs)
+        np.testing.assert_array_equal(sv.episode_return, sw.episode_return)  # tracker restored
+    with pytest.raises(ValueError, match="3 environments"):
+        get_task("HopperVelocity").make(2).load_state_dict(v.state_dict())
+
+
+def test_resumed_mujoco_run_equals_the_uninterrupted_run(tmp_path):
+    """Stopped at step 300 of a 1000-step episode, extended to 600: same metrics as one run."""
+    tiny = dict(env="HalfCheetahVelocity", warmup_steps=100, eval_every=150, eval_episodes=1,
+                batch_size=32, progress=False, plot=False, torch_threads=1, num_envs=2)
+    algo = get_algo("algd-vesde").make_config(dict(policy_hidden=16, critic_hidden=(16, 16)))
+
+    def run(out, steps):
+        return Trainer(TrainConfig(out=str(out), steps=steps, **tiny), algo).run()
+
+    def rows(run_dir):
+        lines = (run_dir / "metrics.csv").read_text().splitlines()
+        header = lines[0].split(",")
+        keep = [i for i, k in enumerate(header) if k not in ("updates_per_s", "env_steps_per_s",
+                                                             "wall_s")]
+        return [[line.split(",")[i] for i in keep] for line in lines]
+
+    ref = run(tmp_path / "ref", 600).run_dir
+    part = run(tmp_path / "part", 300).run_dir
+    resume_run(part, {"steps": 600})
+    assert rows(part) == rows(ref)
