@@ -169,22 +169,47 @@ def test_non_finite_values_stop_the_run_and_keep_the_last_good_checkpoint(tmp_pa
 
 
 class _PendulumCost(gym.Wrapper):
-    """A Gymnasium task with a wrapper the snapshot does not know: its state cannot be saved."""
+    """Pendulum with a cost, behind a wrapper the snapshot module does not know: its episodes
+    are saved as seed + actions and replayed on resume."""
+
+    noisy = False  # True: the dynamics draw unseeded noise, so a replay cannot reproduce them
 
     def step(self, action):
+        if self.noisy:
+            action = action + np.random.default_rng().normal(0.0, 0.1, size=np.shape(action))
         obs, reward, terminated, truncated, info = self.env.step(action)
         return obs, reward, terminated, truncated, {**info, "cost": float(abs(obs[2]) > 4.0)}
 
 
-def test_unsaveable_environment_resumes_with_fresh_episodes_and_says_so(tmp_path, capsys):
-    register_task(TaskSpec.from_gym(
-        "PendulumCost", lambda render_mode=None: _PendulumCost(gym.make("Pendulum-v1")),
-        cost_limit=5.0, budget="episode", max_episode_steps=200))
-    run_dir = tmp_path / "pendulum"
-    train_run(run_dir, env="PendulumCost", steps=150)
-    assert read_checkpoint(run_dir / "checkpoint.pt")["trainer"]["env"] is None
+def _pendulum_task(name, noisy):
+    def make(render_mode=None):
+        env = _PendulumCost(gym.make("Pendulum-v1"))
+        env.noisy = noisy
+        return env
+
+    register_task(TaskSpec.from_gym(name, make, cost_limit=5.0, budget="episode",
+                                    max_episode_steps=200))
+
+
+def test_gymnasium_task_resumes_exactly_by_replaying_the_episode(tmp_path):
+    _pendulum_task("PendulumCost", noisy=False)
+    ref = train_run(tmp_path / "ref", env="PendulumCost", steps=400, num_envs=2).run_dir
+    run_dir = tmp_path / "part"
+    train_run(run_dir, env="PendulumCost", steps=300, num_envs=2)  # stops mid-episode
+    env_state = read_checkpoint(run_dir / "checkpoint.pt")["trainer"]["env"]
+    assert [len(e["actions"]) for e in env_state["envs"]] == [150, 150]  # of 200-step episodes
+    resume_run(run_dir, {"steps": 400})
+    assert metrics(run_dir) == metrics(ref)
+
+
+def test_environment_that_does_not_replay_resumes_with_fresh_episodes_and_says_so(tmp_path,
+                                                                                  capsys):
+    _pendulum_task("NoisyPendulumCost", noisy=True)
+    run_dir = tmp_path / "noisy"
+    train_run(run_dir, env="NoisyPendulumCost", steps=150)
     capsys.readouterr()
     resume_run(run_dir, {"steps": 300})
     err = capsys.readouterr().err
-    assert "PendulumCost cannot save its simulator state" in err and "step 150" in err
+    assert "NoisyPendulumCost" in err and "did not reproduce the saved observation" in err
+    assert "episodes in progress at step 150 restart" in err
     assert load_run(run_dir).env_steps == 300

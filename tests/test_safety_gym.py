@@ -151,7 +151,30 @@ def test_frames_render_off_screen_with_markers(monkeypatch):
     env.close()
 
 
-def test_navigation_state_is_not_snapshotted():
-    """Layouts and task objects are rebuilt per episode: a resume starts fresh episodes (the
-    trainer says so; tests/test_resume.py), it never restores half a state."""
-    assert get_task("PointGoal1").make(1).state_dict() is None
+def test_navigation_episode_resumes_by_replay_into_the_next_layout():
+    """Layouts are drawn per episode, so a navigation env is saved as its episode's seed and
+    actions and replayed on load; the copy continues bit for bit into the next episode (a new
+    layout from the restored seed generator). A state the actions cannot explain (the robot
+    moved by hand) is detected, not restored wrongly."""
+    from algd.envs.core import ReplayDivergedError
+
+    a, b = get_task("PointGoal1").make(1), get_task("PointGoal1").make(1)
+    a.reset(seed=4)
+    b.reset(seed=9)
+    acts = np.random.default_rng(0).uniform(-1, 1, (420, 1, a.act_dim))
+    for act in acts[:380]:
+        a.step(act)
+    state = a.state_dict()
+    assert state["envs"][0]["actions"].shape == (380, a.act_dim)
+    b.load_state_dict(state)
+    ends = 0
+    for act in acts[380:]:
+        sa, sb = a.step(act), b.step(act)
+        np.testing.assert_array_equal(sa.obs, sb.obs)
+        np.testing.assert_array_equal(sa.cost, sb.cost)
+        ends += int(sa.truncated[0])
+    assert ends == 1  # the 400-step episode ended and both drew the same next layout
+    teleport(a.envs[0], a.envs[0].unwrapped.task.goal.pos[:2])
+    a.step(acts[0])
+    with pytest.raises(ReplayDivergedError, match="did not reproduce"):
+        b.load_state_dict(a.state_dict())

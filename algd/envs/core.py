@@ -121,13 +121,29 @@ class ConstrainedVecEnv(ABC):
         return int(np.prod(self.single_action_space.shape))
 
 
+class ReplayDivergedError(RuntimeError):
+    """Replaying a saved episode did not reproduce its observation (the environment is not
+    deterministic under its seed), so its state cannot be restored."""
+
+
 class GymVecEnv(ConstrainedVecEnv):
     """Steps a list of Gymnasium environments that report ``info["cost"]`` (sequentially).
 
     Missing ``info["cost"]`` is an error: a constrained task must say what its cost is.
     With ``terminal_info_key``, steps whose ``info[key]`` is true are also reported in
     ``VecStep.critic_terminal`` (the episode itself continues).
+
+    Every episode starts from an explicit seed: ``reset(seed)`` gives sub-environment ``i`` the
+    seed ``seed + i``, and the automatic resets draw theirs from a generator seeded with ``seed``.
+    An episode in progress is therefore fully determined by its seed and its actions, which the
+    environment records, so :meth:`state_dict` can always describe it: as an exact simulator
+    snapshot where :mod:`algd.envs.snapshot` knows the environment (MuJoCo), else as the seed and
+    the actions so far, which :meth:`load_state_dict` replays (Safety-Gymnasium; anything
+    deterministic under its seed). A replay is checked against the saved observation.
     """
+
+    #: episodes longer than this are not recorded (and cannot be replayed on resume)
+    MAX_REPLAY_STEPS = 100_000
 
     def __init__(
         self,
@@ -148,11 +164,21 @@ class GymVecEnv(ConstrainedVecEnv):
         self._tracker = EpisodeTracker(self.num_envs, cost_discount)
         self._obs = np.zeros((self.num_envs, self.obs_dim), dtype=np.float32)
         self._terminal_key = terminal_info_key
+        self._seed_rng = np.random.default_rng()
+        self._episode_seed = np.zeros(self.num_envs, dtype=np.int64)
+        self._actions: list[list[np.ndarray] | None] = [[] for _ in self.envs]
+
+    def _start_episode(self, i: int, seed: int) -> np.ndarray:
+        obs, _ = self.envs[i].reset(seed=seed)
+        self._episode_seed[i] = seed
+        self._actions[i] = []
+        return np.asarray(obs, dtype=np.float32).reshape(-1)
 
     def reset(self, seed: int | None = None) -> np.ndarray:
-        for i, env in enumerate(self.envs):
-            obs, _ = env.reset(seed=None if seed is None else seed + i)
-            self._obs[i] = np.asarray(obs, dtype=np.float32).reshape(-1)
+        self._seed_rng = np.random.default_rng(seed)
+        for i in range(self.num_envs):
+            first = int(self._seed_rng.integers(2**31)) if seed is None else seed + i
+            self._obs[i] = self._start_episode(i, first)
         self._tracker.reset()
         return self._obs.copy()
 
@@ -177,29 +203,63 @@ class GymVecEnv(ConstrainedVecEnv):
                 critic_terminal[i] = te or bool(info.get(key, False))
             final_obs[i] = np.asarray(obs, dtype=np.float32).reshape(-1)
             if te or tr:
-                obs, _ = env.reset()
-            self._obs[i] = np.asarray(obs, dtype=np.float32).reshape(-1)
+                self._obs[i] = self._start_episode(i, int(self._seed_rng.integers(2**31)))
+            else:
+                self._obs[i] = final_obs[i]
+                record = self._actions[i]
+                if record is not None:
+                    record.append(actions[i].copy())
+                    if len(record) > self.MAX_REPLAY_STEPS:
+                        self._actions[i] = None
         done = term | trunc
         ep_ret, ep_cost, ep_len = self._tracker.update(reward, cost, done)
         return VecStep(self._obs.copy(), reward, cost, term, trunc, final_obs, ep_ret, ep_cost,
                        ep_len, critic_terminal)
 
     def state_dict(self) -> dict[str, Any] | None:
-        """Every sub-environment's simulator state, the pending observations and the episode
-        statistics, or ``None`` when some sub-environment cannot be snapshotted
-        (:mod:`algd.envs.snapshot`: Gymnasium's MuJoCo environments can)."""
-        envs = [env_snapshot(env) for env in self.envs]
-        if any(s is None for s in envs):
-            return None
-        return {"envs": envs, "obs": self._obs.copy(), "tracker": self._tracker.state_dict()}
+        """The episodes in progress (a snapshot or seed + actions per sub-environment), the
+        pending observations, the episode statistics and the seed generator; ``None`` only if
+        an episode grew past :attr:`MAX_REPLAY_STEPS` without a snapshot."""
+        envs: list[dict[str, Any]] = []
+        for i, env in enumerate(self.envs):
+            snap = env_snapshot(env)
+            if snap is not None:
+                envs.append({"snapshot": snap})
+            elif self._actions[i] is not None:
+                record = self._actions[i]
+                actions = np.stack(record) if record else np.zeros((0, self.act_dim))
+                envs.append({"seed": int(self._episode_seed[i]), "actions": actions})
+            else:
+                return None
+        return {"envs": envs, "obs": self._obs.copy(), "tracker": self._tracker.state_dict(),
+                "seed_rng": self._seed_rng.bit_generator.state,
+                "episode_seed": self._episode_seed.copy()}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore :meth:`state_dict`; raises :class:`ReplayDivergedError` when a replayed
+        episode does not end at the saved observation."""
         if len(state["envs"]) != self.num_envs:
             raise ValueError(f"the state holds {len(state['envs'])} environments, this vector "
                              f"{self.num_envs}")
-        for env, snap in zip(self.envs, state["envs"]):
-            load_env_snapshot(env, snap)
-        self._obs[:] = state["obs"]
+        saved_obs = np.asarray(state["obs"], dtype=np.float32)
+        for i, (env, saved) in enumerate(zip(self.envs, state["envs"])):
+            if "snapshot" in saved:
+                load_env_snapshot(env, saved["snapshot"])
+                self._actions[i] = []  # a later state_dict snapshots again
+                continue
+            obs = self._start_episode(i, int(saved["seed"]))
+            for action in np.asarray(saved["actions"], dtype=np.float64):
+                obs, *_ = env.step(action)
+                self._actions[i].append(action)  # type: ignore[union-attr]
+            obs = np.asarray(obs, dtype=np.float32).reshape(-1)
+            if not np.array_equal(obs, saved_obs[i]):
+                raise ReplayDivergedError(
+                    f"replaying the {len(saved['actions'])} steps of sub-environment {i}'s "
+                    "episode from its seed did not reproduce the saved observation"
+                )
+        self._obs[:] = saved_obs
+        self._episode_seed[:] = state["episode_seed"]
+        self._seed_rng.bit_generator.state = state["seed_rng"]
         self._tracker.load_state_dict(state["tracker"])
 
     def close(self) -> None:

@@ -19,8 +19,8 @@ which a checkpoint stores without pickling code:
 Only classes whose Python-level state is known are snapshotted: Gymnasium's own MuJoCo
 environments, Gymnasium's standard wrappers, algd's wrappers and whatever is registered with
 :func:`register_snapshot_type`. For anything else :func:`env_snapshot` returns ``None`` and the
-caller falls back to fresh episodes (Safety-Gymnasium, whose layout and task objects are rebuilt
-per episode, is such a case).
+caller falls back to replaying the episode from its seed (:class:`algd.envs.core.GymVecEnv`;
+Safety-Gymnasium, whose layout and task objects are rebuilt per episode, is such a case).
 """
 
 from __future__ import annotations

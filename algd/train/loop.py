@@ -11,8 +11,8 @@ updates.
 
 A checkpoint holds everything the loop needs to continue exactly: agent (networks, targets,
 optimisers, λ), replay buffer, the training environment's state when it can be saved (the
-built-in task and the MuJoCo tasks can, see :mod:`algd.envs.snapshot`; Safety-Gymnasium tasks
-are reset on resume), every RNG, the counters and the metrics position.
+built-in task saves its arrays; Gymnasium tasks a simulator snapshot or the episode's seed and
+actions, see :class:`algd.envs.core.GymVecEnv`), every RNG, the counters and the metrics position.
 ``Trainer.resume(run_dir)`` continues an interrupted run; on CPU the result is bit-identical to
 an uninterrupted run when the environment state is saved.
 """
@@ -39,7 +39,7 @@ from algd.algos.base import Agent
 from algd.algos.registry import AlgoSpec, get_algo
 from algd.buffers.replay import Batch, ReplayBuffer
 from algd.config import ConfigError, TrainConfig, config_from_dict, config_to_dict
-from algd.envs.core import VecStep
+from algd.envs.core import ReplayDivergedError, VecStep
 from algd.envs.registry import TaskSpec, get_task
 from algd.lagrangian.threshold import critic_threshold
 from algd.train.checkpoint import (
@@ -451,13 +451,18 @@ class Trainer:
         random.setstate(_from_tensors(rng["python"], tuple_types=True))
         self._action_rng.bit_generator.state = _from_tensors(rng["action"])
         env_state = _from_tensors(t["env"])
+        why = "its checkpoint holds no environment state"
         if env_state is not None and hasattr(self.env, "load_state_dict"):
-            self.env.load_state_dict(env_state)
-            self._obs = np.asarray(_from_tensors(t["obs"]), dtype=np.float32)
-        else:  # simulator state cannot be saved (e.g. Safety-Gymnasium): fresh episodes
-            print(f"note: {self.task.name} cannot save its simulator state; the episodes in "
-                  f"progress at step {self.env_steps} restart", file=sys.stderr)
-            self._obs = self.env.reset(seed=self.seeds.env + self.env_steps)
+            try:
+                self.env.load_state_dict(env_state)
+                self._obs = np.asarray(_from_tensors(t["obs"]), dtype=np.float32)
+                return
+            except ReplayDivergedError as exc:
+                why = str(exc)
+        # the episodes in progress cannot be restored: start fresh ones, and say so
+        print(f"note: {self.task.name}: {why}; the episodes in progress at step "
+              f"{self.env_steps} restart", file=sys.stderr)
+        self._obs = self.env.reset(seed=self.seeds.env + self.env_steps)
 
     # -- files ----------------------------------------------------------------------------------
     def resolved_config(self) -> dict[str, Any]:
