@@ -10,6 +10,8 @@ Everything is measured in the same run, so ratios are meaningful even on a noisy
 * **act**: action-selection latency at batch 1 and batch = num_envs, for several K;
 * **end to end**: environment steps/s of a short training run at UTD 1 and 10 (the built-in task,
   plus a MuJoCo task when installed);
+* **mm-only**: the update's matrix products replayed alone (:func:`record_matmuls`), timed in
+  the same rounds: the efficiency the update would reach if everything else were free;
 * eager vs ``torch.compile`` when ``--compile`` is given.
 
 Every timing is the median of ``repeats`` blocks after warm-up. Run ``python -m algd.bench`` or
@@ -70,6 +72,39 @@ def count_flops(fn: Callable[[], Any]) -> int:
     with FlopCounter() as counter:
         fn()
     return counter.flops
+
+
+class MatmulRecorder(TorchDispatchMode):
+    """Records every matrix product (every op with a FLOP formula) a function runs, with its
+    operands, so that :meth:`replay` can run the products alone, in the same order."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.calls: list[tuple[Any, tuple[Any, ...], dict[str, Any]]] = []
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):  # type: ignore[no-untyped-def]
+        kwargs = kwargs or {}
+        out = func(*args, **kwargs)
+        if func._overloadpacket in flop_registry:
+            operands = tuple(a.detach() if isinstance(a, torch.Tensor) else a for a in args)
+            self.calls.append((func, operands, dict(kwargs)))
+        return out
+
+    def replay(self) -> None:
+        for func, args, kwargs in self.calls:
+            func(*args, **kwargs)
+
+
+def record_matmuls(fn: Callable[[], Any]) -> MatmulRecorder:
+    """Run ``fn`` once and return its matrix products, ready to :meth:`~MatmulRecorder.replay`.
+
+    The replay is the update's *matmul ceiling*: the same products on the same operand shapes and
+    strides in the same order, without anything else. FLOPs ÷ its time ÷ peak is the efficiency
+    the update would reach if everything but its matrix products were free.
+    """
+    with MatmulRecorder() as recorder:
+        fn()
+    return recorder
 
 
 def _sync(device: torch.device) -> None:
@@ -171,6 +206,8 @@ class UpdateResult:
     gflop_per_update: float
     efficiency: float  #: achieved FLOP/s ÷ measured peak
     ms_per_update: float
+    #: efficiency of the update's matrix products replayed alone (None: not measured)
+    matmul_ceiling: float | None = None
 
 
 @dataclass
@@ -182,11 +219,14 @@ class UpdateCase:
     compile: str
     run: Callable[[], Any]
     flops: int
+    matmuls: MatmulRecorder | None = None  #: the products alone (eager cases)
 
-    def result(self, seconds: float, peak_gflops: float) -> UpdateResult:
+    def result(self, seconds: float, peak_gflops: float,
+               matmul_seconds: float | None = None) -> UpdateResult:
         gflop = self.flops / 1e9
+        ceiling = None if matmul_seconds is None else gflop / matmul_seconds / peak_gflops
         return UpdateResult(self.label, self.size, self.compile, 1.0 / seconds, gflop,
-                            gflop / seconds / peak_gflops, seconds * 1e3)
+                            gflop / seconds / peak_gflops, seconds * 1e3, ceiling)
 
 
 def prepare_update(algo: str, size: str, device: torch.device, compile_mode: str = "none",
@@ -200,13 +240,14 @@ def prepare_update(algo: str, size: str, device: torch.device, compile_mode: str
     batch = buf.sample(batch_size)
     agent.update(batch)  # warm-up (and compilation)
     flops = count_flops(lambda: agent.update(batch))  # eager: a replayed graph hides its ops
+    matmuls = record_matmuls(lambda: agent.update(batch)) if compile_mode == "none" else None
     update: Callable[[Any], Any] = agent.update
     if compile_mode == GRAPH_MODE:
         graphed = GraphedUpdate(agent)
         for _ in range(graphed.warmup + graphed.period):  # warm up, then capture every phase
             graphed(batch)
         update = graphed
-    return UpdateCase(label or algo, size, compile_mode, lambda: update(batch), flops)
+    return UpdateCase(label or algo, size, compile_mode, lambda: update(batch), flops, matmuls)
 
 
 def bench_act(device: torch.device, steps_list=(1, 5, 10), batches=(1, 16),
@@ -292,10 +333,12 @@ class BenchReport:
             algos.setdefault(u.algo, {})[f"{u.size}/{u.compile}"] = {
                 "updates_per_s": u.updates_per_s, "gflop_per_update": u.gflop_per_update,
                 "efficiency": u.efficiency, "ms_per_update": u.ms_per_update,
+                "matmul_ceiling": u.matmul_ceiling,
             }
         # flat summary at the paper size, eager: the numbers the issue asks for
         summary = {u.algo: {"updates_per_s": u.updates_per_s,
-                            "gflop_per_update": u.gflop_per_update, "efficiency": u.efficiency}
+                            "gflop_per_update": u.gflop_per_update, "efficiency": u.efficiency,
+                            "matmul_ceiling": u.matmul_ceiling}
                    for u in self.updates if u.size == "paper" and u.compile == "none"}
         return {"device": self.device, "threads": self.threads, "torch": self.torch,
                 "machine": self.machine, "peak_gflops": self.peak_gflops, "algorithms": summary,
@@ -307,7 +350,7 @@ class BenchReport:
                  f"{self.machine}", f"fp32 matmul peak: {self.peak_gflops:.1f} GFLOP/s", "",
                  f"{'algorithm':12s} {'size':8s} {'compile':15s} {'ms/update':>10s} "
                  f"{'updates/s':>10s} {'GFLOP/upd':>10s} {'GFLOP/s':>9s} {'eff.':>6s} "
-                 f"{'÷SAC-Lag':>8s}"]
+                 f"{'mm-only':>7s} {'÷SAC-Lag':>8s}"]
         names = {u.algo for u in self.updates}
         baseline = SAME_CRITICS[2] if SAME_CRITICS[2] in names else "sac-lag"
         ratios = self.ratio_to(baseline)
@@ -317,6 +360,7 @@ class BenchReport:
                 f"{u.algo:12s} {u.size:8s} {u.compile:15s} {u.ms_per_update:10.2f} "
                 f"{u.updates_per_s:10.1f} {u.gflop_per_update:10.3f} "
                 f"{u.gflop_per_update * u.updates_per_s:9.1f} {u.efficiency:6.1%} "
+                f"{(f'{u.matmul_ceiling:.1%}' if u.matmul_ceiling else '-'):>7s} "
                 f"{(f'{r:.2f}x' if r else '-'):>8s}")
         if self.failures:
             lines += ["", "not measured:"] + [f"  {f}" for f in self.failures]
@@ -335,7 +379,9 @@ class BenchReport:
                              + (f"{v:8.1f}" if v is not None else "unavailable"))
         what = ("SAC-Lag with ALGD's 4-member cost ensemble and UCB k = 1"
                 if baseline != "sac-lag" else "SAC-Lag's own single cost critic")
-        lines += ["", f"÷SAC-Lag: update time over {baseline} at the same sizes ({what})"]
+        lines += ["", f"÷SAC-Lag: update time over {baseline} at the same sizes ({what})",
+                  "mm-only: efficiency of the update's matrix products replayed alone (same "
+                  "shapes, order and operands): the ceiling if everything else were free"]
         return "\n".join(lines)
 
 
@@ -385,14 +431,16 @@ def _run_bench(dev: torch.device, algos: list[str] | None, sizes: list[str] | No
             for mode in compile_modes:
                 prepare(algo, size, mode, overrides, label)
     peak_fn, peak_flops = peak_matmul(dev)
-    fns = {"peak": peak_fn, **{str(i): c.run for i, c in enumerate(cases)}}
-    say(f"timing the peak and {len(cases)} updates in {repeats} interleaved rounds ...",
-        flush=True)
+    fns = {"peak": peak_fn, **{str(i): c.run for i, c in enumerate(cases)},
+           **{f"mm{i}": c.matmuls.replay for i, c in enumerate(cases) if c.matmuls is not None}}
+    say(f"timing the peak and {len(cases)} updates (and their matrix products alone) in "
+        f"{repeats} interleaved rounds ...", flush=True)
     times = interleaved_median_times(fns, dev, repeats=repeats)
     report = BenchReport(str(dev), torch.get_num_threads(), str(torch.__version__),
                          f"{platform.machine()} {platform.processor() or ''}".strip(),
                          peak_flops / times["peak"] / 1e9, failures=failures)
-    report.updates = [c.result(times[str(i)], report.peak_gflops) for i, c in enumerate(cases)]
+    report.updates = [c.result(times[str(i)], report.peak_gflops, times.get(f"mm{i}"))
+                      for i, c in enumerate(cases)]
     if act:
         say("action latency ...", flush=True)
         report.act = bench_act(dev, repeats=repeats)
