@@ -2,6 +2,7 @@
 
 import csv
 import os
+import random
 import signal
 import subprocess
 import sys
@@ -198,6 +199,26 @@ def test_gymnasium_task_resumes_exactly_by_replaying_the_episode(tmp_path):
     train_run(run_dir, env="PendulumCost", steps=300, num_envs=2)  # stops mid-episode
     env_state = read_checkpoint(run_dir / "checkpoint.pt")["trainer"]["env"]
     assert [len(e["actions"]) for e in env_state["envs"]] == [150, 150]  # of 200-step episodes
+    resume_run(run_dir, {"steps": 400})
+    assert metrics(run_dir) == metrics(ref)
+
+
+class _RandomCost(gym.Wrapper):
+    """Pendulum whose cost is drawn from Python's global generator: the replay on resume draws
+    from it too, so the trainer must restore the generators after the environments."""
+
+    def step(self, action):
+        obs, reward, terminated, truncated, info = self.env.step(action)
+        return obs, reward, terminated, truncated, {**info, "cost": float(random.random() < 0.2)}
+
+
+def test_replay_does_not_consume_the_restored_random_generators(tmp_path):
+    register_task(TaskSpec.from_gym(
+        "RandomCostPendulum", lambda render_mode=None: _RandomCost(gym.make("Pendulum-v1")),
+        cost_limit=5.0, budget="episode", max_episode_steps=200))
+    ref = train_run(tmp_path / "ref", env="RandomCostPendulum", steps=400).run_dir
+    run_dir = tmp_path / "part"
+    train_run(run_dir, env="RandomCostPendulum", steps=300)  # 100 steps into an episode
     resume_run(run_dir, {"steps": 400})
     assert metrics(run_dir) == metrics(ref)
 

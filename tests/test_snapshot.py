@@ -11,7 +11,7 @@ pytest.importorskip("mujoco")
 from algd.algos import get_algo  # noqa: E402
 from algd.config import TrainConfig  # noqa: E402
 from algd.envs import get_task  # noqa: E402
-from algd.envs.snapshot import env_snapshot, load_env_snapshot  # noqa: E402
+from algd.envs.snapshot import EnvStateError, env_snapshot, load_env_snapshot  # noqa: E402
 from algd.train import Trainer  # noqa: E402
 from algd.train.loop import _from_tensors, _to_tensors, resume_run  # noqa: E402
 
@@ -71,13 +71,20 @@ def test_unknown_layers_are_not_snapshotted():
     assert get_task("PointDetour").make_vec(2, None).state_dict() is not None  # native state
 
 
-def test_snapshot_of_another_model_is_refused():
+def test_snapshot_that_does_not_fit_is_refused_before_anything_changes():
     ant = env_snapshot(get_task("AntVelocity").make_env())  # one wrapper more (observation cut)
-    with pytest.raises(ValueError, match="differently built"):
+    with pytest.raises(EnvStateError, match="differently built"):
         load_env_snapshot(get_task("SafetyAntVelocity-v1").make_env(), ant)
     hopper = env_snapshot(get_task("HopperVelocity").make_env())  # same wrappers, other robot
-    with pytest.raises(ValueError, match="different model"):
-        load_env_snapshot(get_task("SafetyWalker2dVelocity-v1").make_env(), hopper)
+    walker = get_task("SafetyWalker2dVelocity-v1").make_env()
+    walker.reset(seed=0)
+    qpos = walker.unwrapped.data.qpos.copy()
+    with pytest.raises(EnvStateError, match="different model"):
+        load_env_snapshot(walker, hopper)
+    np.testing.assert_array_equal(walker.unwrapped.data.qpos, qpos)  # untouched
+    other_version = {**hopper, "mujoco": "0.0.1"}
+    with pytest.raises(EnvStateError, match="MuJoCo 0.0.1"):
+        load_env_snapshot(get_task("HopperVelocity").make_env(), other_version)
 
 
 def test_vector_env_state_round_trip():
@@ -87,7 +94,10 @@ def test_vector_env_state_round_trip():
     acts = np.random.default_rng(0).uniform(-1, 1, (60, 3, v.act_dim))
     for act in acts[:30]:
         v.step(act)
-    w.load_state_dict(v.state_dict())
+    state = v.state_dict()
+    assert all("snapshot" in e for e in state["envs"])  # MuJoCo: snapshots, no action records
+    assert v._actions == [[], [], []]
+    w.load_state_dict(state)
     for act in acts[30:]:
         sv, sw = v.step(act), w.step(act)
         np.testing.assert_array_equal(sv.obs, sw.obs)
@@ -114,5 +124,7 @@ def test_resumed_mujoco_run_equals_the_uninterrupted_run(tmp_path):
 
     ref = run(tmp_path / "ref", 600).run_dir
     part = run(tmp_path / "part", 300).run_dir
+    env_state = torch.load(part / "checkpoint.pt", weights_only=True)["trainer"]["env"]
+    assert [set(e) for e in env_state["envs"]] == [{"snapshot"}] * 2
     resume_run(part, {"steps": 600})
     assert rows(part) == rows(ref)

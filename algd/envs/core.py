@@ -20,7 +20,7 @@ from typing import Any, Callable, Sequence
 import gymnasium as gym
 import numpy as np
 
-from algd.envs.snapshot import env_snapshot, load_env_snapshot
+from algd.envs.snapshot import EnvStateError, can_snapshot, env_snapshot, load_env_snapshot
 
 
 @dataclass
@@ -121,7 +121,7 @@ class ConstrainedVecEnv(ABC):
         return int(np.prod(self.single_action_space.shape))
 
 
-class ReplayDivergedError(RuntimeError):
+class ReplayDivergedError(EnvStateError):
     """Replaying a saved episode did not reproduce its observation (the environment is not
     deterministic under its seed), so its state cannot be restored."""
 
@@ -166,6 +166,8 @@ class GymVecEnv(ConstrainedVecEnv):
         self._terminal_key = terminal_info_key
         self._seed_rng = np.random.default_rng()
         self._episode_seed = np.zeros(self.num_envs, dtype=np.int64)
+        #: sub-environments saved as snapshots; the others record their episode's actions
+        self._snapshot = [can_snapshot(env) for env in self.envs]
         self._actions: list[list[np.ndarray] | None] = [[] for _ in self.envs]
 
     def _start_episode(self, i: int, seed: int) -> np.ndarray:
@@ -207,7 +209,7 @@ class GymVecEnv(ConstrainedVecEnv):
             else:
                 self._obs[i] = final_obs[i]
                 record = self._actions[i]
-                if record is not None:
+                if record is not None and not self._snapshot[i]:
                     record.append(actions[i].copy())
                     if len(record) > self.MAX_REPLAY_STEPS:
                         self._actions[i] = None
@@ -222,9 +224,8 @@ class GymVecEnv(ConstrainedVecEnv):
         an episode grew past :attr:`MAX_REPLAY_STEPS` without a snapshot."""
         envs: list[dict[str, Any]] = []
         for i, env in enumerate(self.envs):
-            snap = env_snapshot(env)
-            if snap is not None:
-                envs.append({"snapshot": snap})
+            if self._snapshot[i]:
+                envs.append({"snapshot": env_snapshot(env)})
             elif self._actions[i] is not None:
                 record = self._actions[i]
                 actions = np.stack(record) if record else np.zeros((0, self.act_dim))
@@ -236,8 +237,9 @@ class GymVecEnv(ConstrainedVecEnv):
                 "episode_seed": self._episode_seed.copy()}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        """Restore :meth:`state_dict`; raises :class:`ReplayDivergedError` when a replayed
-        episode does not end at the saved observation."""
+        """Restore :meth:`state_dict`. Raises :class:`~algd.envs.snapshot.EnvStateError` when
+        it does not fit: a snapshot of another simulator version or model, or a replayed episode
+        that does not end at the saved observation (:class:`ReplayDivergedError`)."""
         if len(state["envs"]) != self.num_envs:
             raise ValueError(f"the state holds {len(state['envs'])} environments, this vector "
                              f"{self.num_envs}")
@@ -245,7 +247,6 @@ class GymVecEnv(ConstrainedVecEnv):
         for i, (env, saved) in enumerate(zip(self.envs, state["envs"])):
             if "snapshot" in saved:
                 load_env_snapshot(env, saved["snapshot"])
-                self._actions[i] = []  # a later state_dict snapshots again
                 continue
             obs = self._start_episode(i, int(saved["seed"]))
             for action in np.asarray(saved["actions"], dtype=np.float64):

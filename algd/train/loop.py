@@ -39,8 +39,9 @@ from algd.algos.base import Agent
 from algd.algos.registry import AlgoSpec, get_algo
 from algd.buffers.replay import Batch, ReplayBuffer
 from algd.config import ConfigError, TrainConfig, config_from_dict, config_to_dict
-from algd.envs.core import ReplayDivergedError, VecStep
+from algd.envs.core import VecStep
 from algd.envs.registry import TaskSpec, get_task
+from algd.envs.snapshot import EnvStateError
 from algd.lagrangian.threshold import critic_threshold
 from algd.train.checkpoint import (
     CHECKPOINT_FORMAT,
@@ -444,12 +445,19 @@ class Trainer:
         self._last_row_steps = int(t["last_row_steps"])
         self._last_row_updates = int(t["last_row_updates"])
         self._wall_offset = float(t["wall_s"])
+        # the environments first: replaying an episode may draw from the global generators,
+        # which must then be put back to where the run left them
+        self._restore_env(t)
         rng = t["rng"]
         torch.set_rng_state(rng["torch"])
         if rng["cuda"] and torch.cuda.is_available():
             torch.cuda.set_rng_state_all(rng["cuda"])
         random.setstate(_from_tensors(rng["python"], tuple_types=True))
         self._action_rng.bit_generator.state = _from_tensors(rng["action"])
+
+    def _restore_env(self, t: dict[str, Any]) -> None:
+        """The episodes in progress (see :class:`algd.envs.core.GymVecEnv`), or fresh ones with a
+        note when they cannot be restored."""
         env_state = _from_tensors(t["env"])
         why = "its checkpoint holds no environment state"
         if env_state is not None and hasattr(self.env, "load_state_dict"):
@@ -457,9 +465,8 @@ class Trainer:
                 self.env.load_state_dict(env_state)
                 self._obs = np.asarray(_from_tensors(t["obs"]), dtype=np.float32)
                 return
-            except ReplayDivergedError as exc:
+            except EnvStateError as exc:
                 why = str(exc)
-        # the episodes in progress cannot be restored: start fresh ones, and say so
         print(f"note: {self.task.name}: {why}; the episodes in progress at step "
               f"{self.env_steps} restart", file=sys.stderr)
         self._obs = self.env.reset(seed=self.seeds.env + self.env_steps)
