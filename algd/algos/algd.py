@@ -170,6 +170,7 @@ class ALGD(Agent):
         }
         self._policy_params = list(self.policy.parameters())
         self.cost_mask_terminal = env.cost_mask_terminal
+        self._policy_compile_mode: str | None = None  #: set by compile_modules on a CPU
 
     @property
     def update_period(self) -> int:
@@ -177,6 +178,41 @@ class ALGD(Agent):
 
     def compile_targets(self) -> list[torch.nn.Module]:
         return [self.critic, self.critic_target]  # the critic bank holds ~90% of the FLOPs
+
+    def compile_modules(self, mode: str = "default") -> None:
+        """Compile the critics and, on a CPU, the whole policy step (chain, energy, score target,
+        Adam), where eager mode's per-op overhead dominates at small sizes.
+
+        The policy step is compiled once its optimiser has state, i.e. after the first update.
+        Measured at built-in sizes (torch 2.13, 1 thread): the update ~20 % faster; compiled
+        before the first update, or first called under a ``TorchDispatchMode``, it ran no faster
+        than eager. It calls ``torch.autograd.grad``, which dynamo traces only with
+        ``trace_autograd_ops``; inductor draws random numbers as eager mode does
+        (``fallback_random``), so compiled and eager updates agree within float tolerance. Shapes
+        are static (one graph per batch size) and the recompile limit is raised so that several
+        agents in one process (``algd bench``) each get their own graphs. These are process-wide
+        torch settings, made only here.
+        """
+        super().compile_modules(mode)
+        if self.device.type == "cpu":  # CUDA devices replay the whole update as CUDA graphs
+            self._policy_compile_mode = mode
+            if self.optimizers["policy"].state:
+                self._compile_policy_step()
+
+    def _compile_policy_step(self) -> None:
+        import torch._dynamo
+        import torch._inductor.config
+
+        if hasattr(torch._dynamo.config, "trace_autograd_ops"):
+            torch._dynamo.config.trace_autograd_ops = True
+        for limit in ("recompile_limit", "cache_size_limit"):
+            if hasattr(torch._dynamo.config, limit):
+                setattr(torch._dynamo.config, limit, max(64, getattr(torch._dynamo.config, limit)))
+        torch._inductor.config.fallback_random = True
+        self.update_policy = torch.compile(  # type: ignore[method-assign]
+            self.update_policy, mode=self._policy_compile_mode, dynamic=False)
+        self._policy_compile_mode = None
+
 
     # -- acting ---------------------------------------------------------------------------------
     @torch.no_grad()
@@ -203,6 +239,8 @@ class ALGD(Agent):
         if self.num_updates % self.cfg.target_update_every == 0:
             polyak_update(self.critic_target, self.critic, self.cfg.tau)
         self.num_updates += 1
+        if self._policy_compile_mode is not None:  # compile_modules deferred it to now
+            self._compile_policy_step()
         return diag
 
     def update_critics(self, batch: Batch) -> dict[str, Tensor]:
