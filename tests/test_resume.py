@@ -13,6 +13,7 @@ import gymnasium as gym
 import numpy as np
 import pytest
 import torch
+from helpers import metrics
 
 from algd.algos import get_algo
 from algd.cli import main
@@ -25,7 +26,6 @@ from algd.train.loop import resume_run
 TINY = dict(warmup_steps=100, eval_every=100, eval_episodes=2, batch_size=32, progress=False,
             plot=False, torch_threads=1)
 TINY_ALGO = dict(policy_hidden=16, critic_hidden=(16, 16))
-TIMING = {"updates_per_s", "env_steps_per_s", "wall_s"}
 CLI_TINY = ["--warmup-steps", "100", "--eval-every", "100", "--eval-episodes", "2",
             "--batch-size", "32", "--progress", "false", "--plot", "false",
             "--torch-threads", "1", "--policy-hidden", "16", "--critic-hidden", "16,16"]
@@ -36,10 +36,6 @@ def train_run(out, **kw):
     return Trainer(cfg, get_algo(cfg.algo).make_config(TINY_ALGO)).run()
 
 
-def metrics(run_dir):
-    with open(Path(run_dir) / "metrics.csv") as f:
-        rows = list(csv.DictReader(f))
-    return [{k: v for k, v in r.items() if k not in TIMING} for r in rows]
 
 
 @pytest.fixture(scope="module")

@@ -184,23 +184,6 @@ def test_navigation_episode_resumes_by_replay_into_the_next_layout():
 def test_interrupted_navigation_run_resumes_bit_for_bit(tmp_path):
     """Stopped mid-episode at step 450 of 900 (2 envs, 400-step episodes), resumed by replay:
     the same metrics as the uninterrupted run (~1 min)."""
-    import csv
+    from helpers import stopped_run_equals_uninterrupted
 
-    from algd.algos import get_algo
-    from algd.config import TrainConfig
-    from algd.train import Trainer
-    from algd.train.loop import resume_run
-
-    tiny = dict(env="PointGoal1", warmup_steps=100, eval_every=150, eval_episodes=1,
-                batch_size=32, progress=False, plot=False, torch_threads=1, num_envs=2)
-    algo = get_algo("algd-vesde").make_config(dict(policy_hidden=16, critic_hidden=(16, 16)))
-
-    def rows(run_dir):
-        timing = ("updates_per_s", "env_steps_per_s", "wall_s")
-        with open(run_dir / "metrics.csv") as f:
-            return [{k: v for k, v in r.items() if k not in timing} for r in csv.DictReader(f)]
-
-    ref = Trainer(TrainConfig(out=str(tmp_path / "ref"), steps=900, **tiny), algo).run().run_dir
-    part = Trainer(TrainConfig(out=str(tmp_path / "part"), steps=450, **tiny), algo).run().run_dir
-    resume_run(part, {"steps": 900})
-    assert rows(part) == rows(ref)
+    stopped_run_equals_uninterrupted(tmp_path, "PointGoal1", 450, 900)

@@ -8,12 +8,11 @@ import torch
 
 pytest.importorskip("mujoco")
 
-from algd.algos import get_algo  # noqa: E402
-from algd.config import TrainConfig  # noqa: E402
+from helpers import stopped_run_equals_uninterrupted  # noqa: E402
+
 from algd.envs import get_task  # noqa: E402
 from algd.envs.snapshot import EnvStateError, env_snapshot, load_env_snapshot  # noqa: E402
-from algd.train import Trainer  # noqa: E402
-from algd.train.loop import _from_tensors, _to_tensors, resume_run  # noqa: E402
+from algd.train.loop import _from_tensors, _to_tensors  # noqa: E402
 
 TASKS = ["HalfCheetahVelocity", "HopperVelocity", "AntVelocity", "HumanoidVelocity",
          "SafetyWalker2dVelocity-v1", "SafetySwimmerVelocity-v1"]
@@ -107,24 +106,8 @@ def test_vector_env_state_round_trip():
 
 
 def test_resumed_mujoco_run_equals_the_uninterrupted_run(tmp_path):
-    """Stopped at step 300 of a 1000-step episode, extended to 600: same metrics as one run."""
-    tiny = dict(env="HalfCheetahVelocity", warmup_steps=100, eval_every=150, eval_episodes=1,
-                batch_size=32, progress=False, plot=False, torch_threads=1, num_envs=2)
-    algo = get_algo("algd-vesde").make_config(dict(policy_hidden=16, critic_hidden=(16, 16)))
-
-    def run(out, steps):
-        return Trainer(TrainConfig(out=str(out), steps=steps, **tiny), algo).run()
-
-    def rows(run_dir):
-        lines = (run_dir / "metrics.csv").read_text().splitlines()
-        header = lines[0].split(",")
-        keep = [i for i, k in enumerate(header) if k not in ("updates_per_s", "env_steps_per_s",
-                                                             "wall_s")]
-        return [[line.split(",")[i] for i in keep] for line in lines]
-
-    ref = run(tmp_path / "ref", 600).run_dir
-    part = run(tmp_path / "part", 300).run_dir
-    env_state = torch.load(part / "checkpoint.pt", weights_only=True)["trainer"]["env"]
+    """Stopped at step 300 of a 1000-step episode, extended to 600: same metrics as one run,
+    with the environments saved as simulator snapshots."""
+    run_dir = stopped_run_equals_uninterrupted(tmp_path, "HalfCheetahVelocity", 300, 600)
+    env_state = torch.load(run_dir / "checkpoint.pt", weights_only=True)["trainer"]["env"]
     assert [set(e) for e in env_state["envs"]] == [{"snapshot"}] * 2
-    resume_run(part, {"steps": 600})
-    assert rows(part) == rows(ref)

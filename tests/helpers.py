@@ -1,0 +1,31 @@
+"""Helpers shared by the resume tests (importable: pytest puts tests/ on sys.path)."""
+
+import csv
+from pathlib import Path
+
+from algd.algos import get_algo
+from algd.config import TrainConfig
+from algd.train import Trainer
+from algd.train.loop import resume_run
+
+#: columns that measure the machine, not the run: left out when runs are compared
+TIMING = {"updates_per_s", "env_steps_per_s", "wall_s"}
+
+
+def metrics(run_dir):
+    """The rows of a run's metrics.csv without the timing columns."""
+    with open(Path(run_dir) / "metrics.csv") as f:
+        return [{k: v for k, v in r.items() if k not in TIMING} for r in csv.DictReader(f)]
+
+
+def stopped_run_equals_uninterrupted(tmp_path, env, stop_at, steps, **train):
+    """Train ``steps`` in one go and, separately, ``stop_at`` steps then resume to ``steps``
+    (tiny ALGD-VESDE networks, 2 environments); assert equal metrics, return the resumed run."""
+    cfg = dict(env=env, warmup_steps=100, eval_every=150, eval_episodes=1, batch_size=32,
+               progress=False, plot=False, torch_threads=1, num_envs=2, **train)
+    algo = get_algo("algd-vesde").make_config(dict(policy_hidden=16, critic_hidden=(16, 16)))
+    ref = Trainer(TrainConfig(out=str(tmp_path / "ref"), steps=steps, **cfg), algo).run().run_dir
+    part = Trainer(TrainConfig(out=str(tmp_path / "part"), steps=stop_at, **cfg), algo).run()
+    resume_run(part.run_dir, {"steps": steps})
+    assert metrics(part.run_dir) == metrics(ref)
+    return Path(part.run_dir)
