@@ -141,3 +141,20 @@ def test_cal_same_seed_identical_metrics(tmp_path):
 
     a, b, c = rows("a", 3), rows("b", 3), rows("c", 4)
     assert a == b and a != c
+
+
+def test_register_rejects_a_config_without_the_discounts():
+    """The training loop reads gamma/cost_gamma from every algorithm's config: a config without
+    them is refused when it is registered, not with an AttributeError mid-run."""
+    from algd.algos.registry import AlgoSpec, register_algo
+    from algd.algos.sac_lag import SACLag
+
+    @dataclasses.dataclass
+    class NoDiscounts:
+        lr: float = 3e-4
+
+    with pytest.raises(TypeError, match="lacks gamma, cost_gamma"):
+        register_algo(AlgoSpec("no-discounts", SACLag, NoDiscounts))
+    with pytest.raises(TypeError, match="must be a dataclass"):
+        register_algo(AlgoSpec("not-a-dataclass", SACLag, dict))
+    assert "no-discounts" not in {s.name for s in list_algos()}

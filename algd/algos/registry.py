@@ -32,7 +32,30 @@ class AlgoSpec:
 _ALGOS: dict[str, AlgoSpec] = {}
 
 
+#: config fields every algorithm must have: the training loop reads its discounts from them
+#: (the critics' cost threshold, the environments' discounted-cost bookkeeping)
+REQUIRED_FIELDS = ("gamma", "cost_gamma")
+
+
 def register_algo(spec: AlgoSpec) -> AlgoSpec:
+    """Add ``spec`` to the registry (under ``spec.name``, replacing any entry of that name).
+
+    Raises:
+        TypeError: the config class is not a dataclass or lacks one of :data:`REQUIRED_FIELDS`.
+    """
+    import dataclasses
+
+    if not dataclasses.is_dataclass(spec.config_cls):
+        raise TypeError(f"algorithm {spec.name!r}: config_cls must be a dataclass "
+                        f"(its fields become the `algd train` flags)")
+    names = {f.name for f in dataclasses.fields(spec.config_cls)}
+    missing = [f for f in REQUIRED_FIELDS if f not in names]
+    if missing:
+        raise TypeError(
+            f"algorithm {spec.name!r}: {spec.config_cls.__name__} lacks {', '.join(missing)}; "
+            f"the training loop reads the reward and cost discounts from these fields "
+            f"(add e.g. `gamma: float = 0.99` and `cost_gamma: float = 0.99`)"
+        )
     _ALGOS[spec.name] = spec
     return spec
 

@@ -55,8 +55,7 @@ def evaluate_loaded(
     modes: tuple[str, ...] = ("deterministic", "stochastic"),
 ) -> dict[str, dict[str, Any]]:
     """Run ``episodes`` episodes per sampling mode; returns per-mode statistics."""
-    gamma = float(getattr(run.algo_cfg, "gamma", 0.99))  # as the training loop builds its envs
-    env = run.task.make(eval_env_count(episodes), gamma)  # as the training loop does
+    env = run.task.make(eval_env_count(episodes), run.algo_cfg.gamma)  # as the training loop does
     out = {}
     try:
         for mode in modes:

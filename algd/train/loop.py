@@ -110,8 +110,7 @@ class Trainer:
         self.seeds = SeedStreams.from_seed(cfg.seed)
         self.seeds.seed_globals()
 
-        gamma = getattr(algo_cfg, "gamma", 0.99)
-        cost_gamma = getattr(algo_cfg, "cost_gamma", gamma)
+        gamma, cost_gamma = algo_cfg.gamma, algo_cfg.cost_gamma  # registry.REQUIRED_FIELDS
         self.cost_limit = self.task.cost_limit if cfg.cost_limit is None else cfg.cost_limit
         self.threshold = critic_threshold(self.cost_limit, self.task.budget,
                                           self.task.max_episode_steps, cost_gamma)
