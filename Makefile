@@ -20,13 +20,13 @@ test-slow: $(STAMP)
 install: $(STAMP)
 
 # torch is installed from requirements/cpu.txt first (the CPU build), so resolving the package's
-# own `torch>=2.2` requirement never pulls a multi-GB CUDA build. The simulator extras (MuJoCo,
+# own `torch>=2.2` requirement never pulls a multi-GB CUDA build. The extras (MuJoCo, MP4 video,
 # Safety-Gymnasium) are installed too, so their tests run; safety-gymnasium itself goes in
 # without its pins (they cannot be satisfied on Python 3.11, see README "Benchmark tasks").
-$(STAMP): pyproject.toml requirements/cpu.txt
+$(STAMP): pyproject.toml requirements/cpu.txt Makefile
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q -r requirements/cpu.txt
-	$(BIN)/pip install -q -e ".[dev,mujoco,safety,ray]"
+	$(BIN)/pip install -q -e ".[dev,mujoco,safety,ray,video]"
 	$(BIN)/pip install -q --no-deps safety-gymnasium==1.0.0
 	touch $(STAMP)
 

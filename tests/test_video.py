@@ -44,6 +44,37 @@ def test_video_of_a_mujoco_run(tmp_path, capsys):
     assert "episode 0: return" in text and str(run_dir / "eval.") in text
 
 
+def test_mp4_video_of_a_mujoco_run(tmp_path, capsys):
+    """With imageio-ffmpeg (the `video` extra) the default file is an MP4 that decodes back to
+    the recorded frames."""
+    pytest.importorskip("mujoco")
+    pytest.importorskip("imageio_ffmpeg")
+    if ctypes.util.find_library("EGL") is None:
+        pytest.skip("no off-screen OpenGL (EGL) here")
+    import imageio.v2 as imageio
+
+    from algd.analysis.video import default_video_path, record_video
+
+    run_dir = tiny_run(tmp_path, "HopperVelocity")
+    assert default_video_path(run_dir) == run_dir / "eval.mp4"
+    res = record_video(run_dir, episodes=1, max_steps=9)
+    assert res.path == run_dir / "eval.mp4" and res.frames == res.lengths[0] + 1
+    reader = imageio.get_reader(res.path)
+    try:
+        frames = [np.asarray(f) for f in reader]
+        fps = reader.get_meta_data()["fps"]
+    finally:
+        reader.close()
+    assert len(frames) == res.frames
+    assert frames[0].ndim == 3 and frames[0].shape[2] == 3 and frames[0].std() > 5
+    assert fps > 0
+    # the uncompressed GIF of the same rollout, to compare a decoded frame against
+    gif = record_video(run_dir, tmp_path / "same.gif", episodes=1, max_steps=9)
+    first = np.asarray(imageio.mimread(gif.path)[0])[..., :3].astype(float)
+    assert first.shape == frames[0].shape
+    assert np.abs(first - frames[0]).mean() < 8  # lossy codec, same picture
+
+
 def test_video_explains_what_cannot_be_rendered(tmp_path, capsys):
     run_dir = tiny_run(tmp_path, "PointDetour")
     assert main(["video", str(run_dir)]) == 2
