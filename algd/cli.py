@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any, Literal, Sequence, Union, get_args, get_origin
 
 from algd.config import (
+    RESUMABLE_OVERRIDES,
     ConfigError,
     TrainConfig,
     config_from_dict,
@@ -38,6 +39,17 @@ class ArgParser(argparse.ArgumentParser):
 
     def error(self, message: str) -> None:  # type: ignore[override]
         raise ConfigError(f"{self.prog}: {message} (see `{self.prog} --help`)")
+
+
+def seed_arg(text: str) -> int:
+    """argparse type of ``--seed`` flags: an integer >= 0 (what numpy's seeding accepts)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {value}")
+    return value
 
 
 def _metavar(tp: Any) -> str:
@@ -67,9 +79,10 @@ def _add_dataclass_flags(group: Any, cls: type, shown_defaults: dict[str, Any],
         flags = [f"--{f.name.replace('_', '-')}"]
         if "_" in f.name:
             flags.append(f"--{f.name}")
-        group.add_argument(
+        doc = docs.get(f.name, "")
+        group.add_argument(  # a docstring that explains its default is not told it twice
             *flags, dest=f.name, default=argparse.SUPPRESS, metavar=meta or "VALUE",
-            help=f"{docs.get(f.name, '')} (default: {default})",
+            help=doc if "(default" in doc else f"{doc} (default: {default})",
         )
 
 
@@ -90,8 +103,9 @@ def _train_parser(algo_name: str, prog: str) -> argparse.ArgumentParser:
     p.add_argument("--preset", default=argparse.SUPPRESS,
                    help="named settings to start from (`algd presets`)")
     p.add_argument("--resume", metavar="RUN_DIR", default=argparse.SUPPRESS,
-                   help="continue an interrupted run from its checkpoint (only --steps, "
-                   "--device, --progress, --plot, --torch-threads, --checkpoint-every may change)")
+                   help="continue an interrupted run from its checkpoint (only "
+                   f"{', '.join('--' + f.replace('_', '-') for f in RESUMABLE_OVERRIDES)} "
+                   "may change)")
     _add_dataclass_flags(p.add_argument_group("run"), TrainConfig, {})
     _add_dataclass_flags(p.add_argument_group(f"algorithm ({algo_name})"), spec.config_cls,
                          spec.defaults)
@@ -111,7 +125,10 @@ def resolve_train_args(argv: Sequence[str]) -> tuple[TrainConfig, Any]:
         preset_values = dict(load_preset(known.preset).values)
     algo_name = known.algo or preset_values.get("algo") or TrainConfig.algo
     spec = get_algo(algo_name)
-    args = vars(_train_parser(algo_name, "algd train").parse_args(argv))
+    parsed, extra = _train_parser(algo_name, "algd train").parse_known_args(argv)
+    if extra:
+        _explain_unknown_flags(algo_name, extra)
+    args = vars(parsed)
     args.pop("preset", None)
     args["algo"] = algo_name
     train_names = {f.name for f in dataclasses.fields(TrainConfig)}
@@ -128,6 +145,25 @@ def resolve_train_args(argv: Sequence[str]) -> tuple[TrainConfig, Any]:
     train_cfg.validate()
     algo_cfg.validate()
     return train_cfg, algo_cfg
+
+
+def _explain_unknown_flags(algo_name: str, extra: Sequence[str]) -> None:
+    """Raise a :class:`ConfigError` for flags ``algd train`` does not know, naming the algorithms
+    that do have them (``--rho`` given to sac-lag)."""
+    from algd.algos.registry import list_algos
+
+    flags = [a for a in extra if a.startswith("--")]
+    for flag in flags:
+        name = flag[2:].split("=", 1)[0].replace("-", "_")
+        owners = [spec.name for spec in list_algos()
+                  if name in {f.name for f in dataclasses.fields(spec.config_cls)}]
+        if owners:
+            raise ConfigError(
+                f"algd train: {algo_name} has no option --{name.replace('_', '-')}; it is an "
+                f"option of {', '.join(owners)} (see `algd train --algo {algo_name} --help`)"
+            )
+    raise ConfigError(f"algd train: unrecognized arguments: {' '.join(extra)} "
+                      "(see `algd train --help`)")
 
 
 def _resume_args(argv: Sequence[str]) -> tuple[str | None, dict[str, Any]]:
@@ -175,11 +211,12 @@ def cmd_train(argv: Sequence[str]) -> int:
     print(
         f"\n{s['algo']} on {s['env']} (seed {s['seed']}): {s['env_steps']} environment steps, "
         f"{s['updates']} updates in {format_duration(s['wall_s'])}\n"
-        f"  final evaluation ({s['eval_episodes']} episodes): "
+        f"  final evaluation ({s['eval_episodes']} episode{'s' * (s['eval_episodes'] != 1)}): "
         f"return {s['final_return']:.2f} ± {s['final_return_std']:.2f}, "
         f"{kind}cost {s['final_cost']:.2f} ± {s['final_cost_std']:.2f} "
         f"(limit {s['cost_limit']:g}: {ok})\n"
-        f"  untrained policy: return {s['initial_return']:.2f}, cost {s['initial_cost']:.2f}; "
+        f"  untrained policy: return {s['initial_return']:.2f}, {kind}cost "
+        f"{s['initial_cost']:.2f}; "
         f"final λ = {s['final_lambda']:.3g}\n"
         f"  run directory: {res.run_dir}\n"
         + (f"  learning curves: {s['plot']}\n" if s.get("plot") else "")
@@ -269,7 +306,7 @@ def cmd_video(argv: Sequence[str]) -> int:
     p.add_argument("--episodes", type=int, default=1, help="episodes to record (default: 1)")
     p.add_argument("--max-steps", type=int, default=None,
                    help="cut each episode after this many steps (default: its natural end)")
-    p.add_argument("--seed", type=int, default=0, help="reset seed of the first episode")
+    p.add_argument("--seed", type=seed_arg, default=0, help="reset seed of the first episode")
     p.add_argument("--deterministic", action="store_true",
                    help="use the zero-start, noise-free chain instead of the policy's sampler")
     a = p.parse_args(argv)
@@ -327,6 +364,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BrokenPipeError:  # e.g. `algd presets | head`: the reader left, nothing to report
         sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - silence the flush at exit
         return 0
+    except OSError as exc:  # a file that cannot be read or written (full disk, no permission)
+        where = f" {exc.filename}" if exc.filename else ""
+        print(f"algd: error: cannot access{where}: {exc.strerror or exc}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":  # pragma: no cover

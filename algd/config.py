@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import ast
 import dataclasses
+import importlib.util
 import inspect
 import math
 import textwrap
@@ -29,6 +30,11 @@ T = TypeVar("T")
 
 
 MAX_UTD = 1_000.0
+
+#: TrainConfig fields a resumed run may change (everything else must match the run's config.json:
+#: anything else would make it another run)
+RESUMABLE_OVERRIDES = ("steps", "progress", "device", "torch_threads", "plot", "checkpoint_every",
+                       "compile", "cuda_graph")
 """largest accepted update-to-data ratio: beyond it a run would do nothing but update (and a float
 like 1e30 would never drain the update credit, so the run would hang)"""
 
@@ -116,6 +122,9 @@ class TrainConfig:
                 f"batch_size ({self.batch_size}) is larger than buffer_size ({self.buffer_size}); "
                 "lower --batch-size or raise --buffer-size"
             )
+        if self.tensorboard and importlib.util.find_spec("tensorboard") is None:
+            raise ConfigError("--tensorboard needs the tensorboard package: pip install "
+                              "'algd[tensorboard]' (or pip install tensorboard)")
         if self.utd > 0 and max(self.warmup_steps, self.num_envs) < self.batch_size:
             raise ConfigError(
                 f"warmup_steps ({self.warmup_steps}) must collect at least batch_size "
@@ -223,17 +232,24 @@ def coerce(tp: Any, value: Any, name: str = "value") -> Any:
         if inner is int:
             if isinstance(value, bool):
                 raise ValueError("not an integer")
-            number = float(str(value).replace("_", "")) if isinstance(value, str) else value
+            number = value
             if isinstance(value, str):
                 try:
                     return int(value.replace("_", ""))
                 except ValueError:
                     pass  # accept "1e5"-style integers below
+                try:
+                    number = float(value.replace("_", ""))
+                except ValueError:
+                    raise ValueError("not a number") from None
             if float(number) != int(float(number)):
                 raise ValueError("not an integer")
             return int(float(number))
         if inner is float:
-            return float(value)
+            try:
+                return float(value)
+            except ValueError:
+                raise ValueError("not a number") from None
         if inner is str:
             return str(value)
     except ConfigError:

@@ -62,8 +62,12 @@ def test_ablation_knobs_are_flags():
     _, cfg = resolve_train_args(["--algo", "cal", "--convexity", "100", "--cost-ensemble-size",
                                  "8", "--ucb-k", "0.5"])
     assert (cfg.convexity, cfg.cost_ensemble_size, cfg.ucb_k) == (100.0, 8, 0.5)
-    with pytest.raises(ConfigError, match="unrecognized arguments: --rho"):  # another algo's flag
+    # another algorithm's flag: named, with the algorithms that have it
+    with pytest.raises(ConfigError, match="sac-lag has no option --rho; it is an option of "
+                                          "algd-ddpm, algd-vesde, lgd-ddpm, lgd-vesde"):
         resolve_train_args(["--algo", "sac-lag", "--rho", "2"])
+    with pytest.raises(ConfigError, match="unrecognized arguments: --bogus 1"):
+        resolve_train_args(["--bogus", "1"])
 
 
 @pytest.mark.parametrize("algo", ALGOS)

@@ -69,3 +69,11 @@ def test_random_configs_run_or_fail_with_a_one_line_error(tmp_path_factory, caps
         for k in ("rho", "temperature"):
             if k in values:
                 assert math.isfinite(float(values[k])) and float(values[k]) > 0
+
+
+def test_analysis_seeds_must_be_non_negative(tmp_path, capsys):
+    """Every --seed flag names itself when refused (numpy's own message did not)."""
+    for command in ("eval", "landscape", "modality", "video"):
+        assert main([command, str(tmp_path), "--seed", "-1"]) == 2
+        err = capsys.readouterr().err.strip()
+        assert "argument --seed: expected an integer >= 0, got -1" in err, (command, err)

@@ -168,3 +168,27 @@ def test_record_episode_cost_wrapper_and_discounted_tracker():
 def test_unknown_task_suggests_names():
     with pytest.raises(KeyError, match="Did you mean PointDetour"):
         get_task("PointDetur")
+    # names only a resolver builds (Safety-Gymnasium ids) are suggested too, and so is a
+    # longer name whose start is misspelt
+    with pytest.raises(KeyError, match="Did you mean SafetyPointGoal1-v0"):
+        get_task("SafetyPointGoal1-v0x")
+    with pytest.raises(KeyError, match="Did you mean HopperVelocity"):
+        get_task("Hoper")
+    with pytest.raises(KeyError, match=r"'xyzzy'\. Run `algd envs`"):
+        get_task("xyzzy")
+
+
+def test_resolvable_safety_names_are_real_ids():
+    """Every suggested navigation id is one Safety-Gymnasium registers (or one algd refuses
+    with a reason), so a suggestion never leads to 'unknown task'."""
+    from algd.envs.extras import extra_available
+    from algd.envs.safety_gym import import_safety_gymnasium, resolvable_names
+
+    if not extra_available("safety"):
+        pytest.skip("needs algd[safety]")
+
+    import_safety_gymnasium()
+    from safety_gymnasium.utils.registration import safe_registry
+
+    ids = [n for n in resolvable_names() if n.startswith("Safety")]
+    assert len(ids) == 5 * 19 and set(ids) <= set(safe_registry)  # 6 tasks x 3 levels + Run0

@@ -140,6 +140,28 @@ def test_existing_run_directory_points_to_resume(tmp_path, capsys):
     assert f"algd train --resume {run_dir}" in capsys.readouterr().err
 
 
+def test_resume_to_fewer_steps_than_done_is_refused(tmp_path, capsys):
+    """`--resume RUN --steps N` below the checkpoint's steps used to reprint the old summary and
+    exit 0; it would not extend anything, so it is an error that leaves the run as it was."""
+    run_dir = tmp_path / "run"
+    train_run(run_dir, steps=200)
+    before = {f.name: f.read_bytes() for f in run_dir.iterdir() if f.is_file()}
+    assert main(["train", "--resume", str(run_dir), "--steps", "150"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "already at 200 environment steps; --steps 150 would not extend it" in err
+    assert {f.name: f.read_bytes() for f in run_dir.iterdir() if f.is_file()} == before
+    assert main(["train", "--resume", str(run_dir)]) == 0  # a finished run: just its summary
+
+
+def test_run_without_checkpoints_says_why_it_cannot_be_loaded(tmp_path, capsys):
+    run_dir = tmp_path / "run"
+    train_run(run_dir, steps=100, checkpoint=False)
+    assert not (run_dir / "checkpoint.pt").exists()
+    for argv in (["train", "--resume", str(run_dir)], ["eval", str(run_dir)]):
+        assert main(argv) == 2
+        assert "trained with --checkpoint false" in capsys.readouterr().err
+
+
 class _NaNRewardAfter(PointDetourVec):
     """A (buggy) task whose reward turns NaN after 250 steps: the run must stop cleanly."""
 

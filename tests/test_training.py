@@ -93,7 +93,7 @@ def test_cli_train_writes_a_run_and_prints_a_summary(tmp_path, capsys):
     (["--cost-limit", "-1"], "cost_limit must be >= 0"),
     (["--utd", "1e30"], "utd must be <= 1000"),  # once hung: the update credit never drained
     (["--batch-size", "512", "--buffer-size", "100"], "larger than buffer_size"),
-    (["--steps", "ten"], "cannot read 'ten' as int"),
+    (["--steps", "ten"], "cannot read 'ten' as int (not a number)"),
     (["--variant", "flow"], "must be one of vesde, ddpm"),
     (["--preset", "nope"], "unknown preset"),
     (["--device", "tpu"], "unknown device"),
@@ -105,6 +105,34 @@ def test_bad_input_gives_one_line_error_and_exit_2(tmp_path, capsys, argv, messa
     assert code == 2
     assert message in err and len(err.splitlines()) == 1, err
     assert not out.exists()
+
+
+def test_unusable_run_directory_or_missing_tensorboard_is_a_one_line_error(tmp_path, capsys):
+    """An --out that is a file or cannot be created, or --tensorboard without the package: exit 2
+    with one line, and nothing left behind that would block the next attempt."""
+    a_file = tmp_path / "notes.txt"
+    a_file.write_text("x")
+    bad_outs = [(a_file, "is a file, not a directory"),
+                (a_file / "run", "cannot create the run directory")]
+    for out, message in bad_outs:
+        assert main(["train", "--out", str(out), "--steps", "10", "--progress", "false"]) == 2
+        err = capsys.readouterr().err.strip()
+        assert message in err and len(err.splitlines()) == 1, err
+    assert a_file.read_text() == "x"
+    import importlib.util
+
+    if importlib.util.find_spec("tensorboard") is None:
+        out = tmp_path / "tb"
+        assert main(["train", "--out", str(out), "--tensorboard", "true", "--steps", "10"]) == 2
+        assert "--tensorboard needs the tensorboard package" in capsys.readouterr().err
+        assert not out.exists()
+
+
+def test_a_run_without_gradient_updates_says_so(tmp_path, capsys):
+    assert main(["train", "--out", str(tmp_path / "r"), "--steps", "100", "--warmup-steps", "200",
+                 "--eval-episodes", "1", "--progress", "false", "--plot", "false"]) == 0
+    assert "--steps 100 <= --warmup-steps 200: this run only collects data" in \
+        capsys.readouterr().err
 
 
 def test_cli_resolves_defaults_and_overrides():
@@ -161,6 +189,12 @@ def test_load_run_restores_the_trained_agent(tmp_path):
     env = loaded.task.make(1)
     trainer_agent = load_run(res.run_dir).agent
     np.testing.assert_array_equal(loaded.agent.act_np(obs, True), trainer_agent.act_np(obs, True))
+    # one observation in, one action out; a wrong size is named
+    one = loaded.agent.act_np(obs[0], True)
+    assert one.shape == (loaded.agent.env_info.act_dim,)
+    np.testing.assert_allclose(one, loaded.agent.act_np(obs, True)[0], atol=1e-5)
+    with pytest.raises(ValueError, match=r"one observation of shape \(5,\) or a batch"):
+        loaded.agent.act_np(obs[:, :3], True)
     # a truncated checkpoint is rejected with a one-line reason
     ck = res.run_dir / "checkpoint.pt"
     ck.write_bytes(ck.read_bytes()[:1000])

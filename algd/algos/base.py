@@ -74,10 +74,23 @@ class Agent(nn.Module, ABC):
             module.compile(mode=mode)
 
     def act_np(self, obs: np.ndarray, deterministic: bool = False) -> np.ndarray:
-        """``act`` for numpy observations, returning numpy actions."""
+        """``act`` for numpy observations: one observation ``[S]`` gives one action ``[A]``, a
+        batch ``[B, S]`` gives ``[B, A]``.
+
+        Raises:
+            ValueError: ``obs`` does not have the task's observation size ``S``.
+        """
+        obs = np.asarray(obs, dtype=np.float32)
+        single = obs.ndim == 1
+        if obs.ndim not in (1, 2) or obs.shape[-1] != self.env_info.obs_dim:
+            raise ValueError(
+                f"act_np expects one observation of shape ({self.env_info.obs_dim},) or a batch "
+                f"of shape (n, {self.env_info.obs_dim}), got shape {obs.shape}"
+            )
         with torch.inference_mode():
-            obs_t = torch.as_tensor(obs, dtype=torch.float32, device=self.device)
-            return self.act(obs_t, deterministic).cpu().numpy()
+            obs_t = torch.as_tensor(obs.reshape(-1, obs.shape[-1]), device=self.device)
+            actions = self.act(obs_t, deterministic).cpu().numpy()
+        return actions[0] if single else actions
 
     # optimiser moments and the update counter travel with state_dict()
     def get_extra_state(self) -> dict[str, Any]:

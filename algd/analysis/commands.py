@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Sequence
 
 from algd.cli import ArgParser as _Parser
+from algd.cli import seed_arg
 from algd.config import ConfigError
 
 
@@ -29,7 +30,7 @@ def cmd_eval(argv: Sequence[str]) -> int:
     p.add_argument("--episodes", type=int, default=20, help="episodes per sampler (default 20)")
     p.add_argument("--device", default="cpu",
                    help="cpu (default; also for runs trained on a GPU), cuda, cuda:N or auto")
-    p.add_argument("--seed", type=int, default=None,
+    p.add_argument("--seed", type=seed_arg, default=None,
                    help="seed of the start states (default: fixed per run, different from the "
                    "states training evaluated on)")
     a = p.parse_args(argv)
@@ -78,7 +79,7 @@ def cmd_report(argv: Sequence[str]) -> int:
     p.add_argument("--last", type=int, default=1,
                    help="final value = mean of each run's last K evaluations (default 1)")
     p.add_argument("--reps", type=int, default=50_000, help="bootstrap resamples (default 50000)")
-    p.add_argument("--seed", type=int, default=0, help="seed of the bootstrap (default 0)")
+    p.add_argument("--seed", type=seed_arg, default=0, help="seed of the bootstrap (default 0)")
     a = p.parse_args(argv)
     if a.last < 1 or a.reps < 1:
         raise ConfigError("--last and --reps must be >= 1")
@@ -119,7 +120,7 @@ def cmd_landscape(argv: Sequence[str]) -> int:
     p.add_argument("--grid", type=int, default=81, help="grid points per action dimension")
     p.add_argument("--temperature", type=float, default=0.25,
                    help="demo only: β of the energy-guided chains (default 0.25)")
-    p.add_argument("--seed", type=int, default=0, help="seed of the sampling (default 0)")
+    p.add_argument("--seed", type=seed_arg, default=0, help="seed of the sampling (default 0)")
     a = p.parse_args(argv)
     if a.samples < 2 or a.grid < 3:
         raise ConfigError(f"--samples must be >= 2 and --grid >= 3, got {a.samples}, {a.grid}")
@@ -161,7 +162,7 @@ def cmd_modality(argv: Sequence[str]) -> int:
     p.add_argument("--samples", type=int, default=128, help="actions per state (default 128)")
     p.add_argument("--episodes", type=int, default=20,
                    help="deterministic reference episodes to choose states from (default 20)")
-    p.add_argument("--seed", type=int, default=0, help="seed of rollouts and sampling (default 0)")
+    p.add_argument("--seed", type=seed_arg, default=0, help="seed of rollouts and sampling (default 0)")
     p.add_argument("--out", default=None, help="JSON with every state's test (default: "
                    "modality.json in the deepest directory holding all runs)")
     a = p.parse_args(argv)

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import difflib
 from dataclasses import dataclass
-from typing import Any, Callable, Literal
+from typing import Any, Callable, Iterable, Literal
 
 import gymnasium as gym
 import numpy as np
@@ -83,6 +83,7 @@ class TaskSpec:
 
 _TASKS: dict[str, TaskSpec] = {}
 _RESOLVERS: list[Callable[[str], TaskSpec | None]] = []
+_RESOLVABLE: list[Callable[[], Iterable[str]]] = []  #: names resolvers know (for suggestions)
 
 
 def register_task(spec: TaskSpec) -> TaskSpec:
@@ -91,10 +92,15 @@ def register_task(spec: TaskSpec) -> TaskSpec:
     return spec
 
 
-def register_resolver(resolver: Callable[[str], TaskSpec | None]) -> None:
+def register_resolver(resolver: Callable[[str], TaskSpec | None],
+                      names: Callable[[], Iterable[str]] | None = None) -> None:
     """Add a function that builds (and registers) tasks for names not in the registry, or
-    returns None for names it does not know; it may raise a ConfigError to explain."""
+    returns None for names it does not know; it may raise a ConfigError to explain.
+
+    ``names`` lists the names it resolves, so a misspelt one gets them as suggestions."""
     _RESOLVERS.append(resolver)
+    if names is not None:
+        _RESOLVABLE.append(names)
 
 
 def get_task(name: str) -> TaskSpec:
@@ -106,7 +112,11 @@ def get_task(name: str) -> TaskSpec:
             spec = resolve(name)
             if spec is not None:
                 return register_task(spec)
-        close = difflib.get_close_matches(name, list(_TASKS), n=3)
+        known = set(_TASKS).union(*(names() for names in _RESOLVABLE))
+        close = difflib.get_close_matches(name, sorted(known), n=3)
+        if not close:  # a misspelt start of a longer name ("Hoper" for HopperVelocity)
+            heads = {k[: len(name) + 1].lower(): k for k in sorted(known)}
+            close = [heads[h] for h in difflib.get_close_matches(name.lower(), heads, n=3)]
         hint = f" Did you mean {', '.join(close)}?" if close else ""
         raise KeyError(
             f"unknown task {name!r}.{hint} Run `algd envs` to list the tasks."

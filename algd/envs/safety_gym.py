@@ -229,4 +229,14 @@ PAPER_TASKS = ("PointButton1", "PointButton2", "CarButton1", "CarButton2", "Poin
 for _name in PAPER_TASKS:
     register_task(paper_task(_name))
     register_task(standard_task(f"Safety{_name}-v0", episode_steps=1000))
-register_resolver(resolve)
+
+
+def resolvable_names() -> list[str]:
+    """Every navigation id ``resolve`` knows (robot × task × level, in both namings)."""
+    levels = {"Run": (0,), "Race": ()}  # Safety-Gymnasium 1.0 has Run0 only; Race cannot run here
+    names = [f"{r}{t}{lvl}" for r in ROBOTS for t in NAV_TASKS
+             for lvl in levels.get(t, (0, 1, 2))]
+    return names + [f"Safety{n}-v0" for n in names]
+
+
+register_resolver(resolve, resolvable_names)

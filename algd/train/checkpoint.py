@@ -77,6 +77,13 @@ def read_config(run_dir: Path) -> dict[str, Any]:
             from None
 
 
+def _trained_without_checkpoints(run_dir: Path) -> bool:
+    try:
+        return json.loads((run_dir / "config.json").read_text())["train"]["checkpoint"] is False
+    except (OSError, ValueError, KeyError, TypeError):
+        return False
+
+
 def read_checkpoint(path: Path) -> dict[str, Any]:
     """Load a checkpoint file, turning every failure into a one-line :class:`CheckpointError`.
 
@@ -86,6 +93,11 @@ def read_checkpoint(path: Path) -> dict[str, Any]:
     """
     path = Path(path)
     if not path.exists():
+        if _trained_without_checkpoints(path.parent):
+            raise CheckpointError(
+                f"no checkpoint at {path}: the run was trained with --checkpoint false, so it "
+                "can be neither loaded nor resumed; train it again with checkpoints on"
+            )
         raise CheckpointError(f"no checkpoint at {path}; train (or resume) the run first")
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)

@@ -38,7 +38,13 @@ from torch import Tensor
 from algd.algos.base import Agent
 from algd.algos.registry import AlgoSpec, get_algo
 from algd.buffers.replay import Batch, ReplayBuffer
-from algd.config import ConfigError, TrainConfig, config_from_dict, config_to_dict
+from algd.config import (
+    RESUMABLE_OVERRIDES,
+    ConfigError,
+    TrainConfig,
+    config_from_dict,
+    config_to_dict,
+)
 from algd.envs.core import VecStep
 from algd.envs.registry import TaskSpec, get_task
 from algd.envs.snapshot import EnvStateError
@@ -154,17 +160,31 @@ class Trainer:
         """
         self.run_dir = Path(run_dir or self.cfg.out or default_run_dir(self.cfg))
         _prepare_run_dir(self.run_dir, keep)
+        if self.cfg.utd == 0 or self.cfg.steps <= self.cfg.warmup_steps:
+            why = ("--utd 0" if self.cfg.utd == 0 else
+                   f"--steps {self.cfg.steps} <= --warmup-steps {self.cfg.warmup_steps}")
+            print(f"note: {why}: this run only collects data and makes no gradient update",
+                  file=sys.stderr)
         self._write_config()
         self._open_logger()
         self._obs = self.env.reset(seed=self.seeds.env)
         self._log_row(self._evaluate())  # the untrained policy, at step 0
         return self._loop()
 
-    def resume(self, run_dir: Path | str) -> RunResult:
-        """Continue the run in ``run_dir`` from its checkpoint (see :func:`resume_run`)."""
+    def resume(self, run_dir: Path | str, steps_requested: bool = False) -> RunResult:
+        """Continue the run in ``run_dir`` from its checkpoint (see :func:`resume_run`).
+
+        ``steps_requested``: the caller changed ``steps`` (to extend the run); a value the
+        checkpoint has already passed is then an error instead of a silent no-op.
+        """
         self.run_dir = Path(run_dir)
         state = read_checkpoint(self.run_dir / CHECKPOINT_NAME)
         self._restore(state)
+        if steps_requested and self.env_steps > self.cfg.steps:
+            raise ConfigError(
+                f"the run in {self.run_dir} is already at {self.env_steps} environment steps; "
+                f"--steps {self.cfg.steps} would not extend it (nothing was written)"
+            )
         self._open_logger(keep_rows=state["trainer"]["rows_logged"])
         self.rows = _rows_as_dicts(self.run_dir / "metrics.csv")
         if self.env_steps >= self.cfg.steps:  # nothing left to do: just finish the files
@@ -539,9 +559,6 @@ class Trainer:
 
 
 # -- resume ------------------------------------------------------------------------------------
-#: fields a resumed run may change (everything else must match the run's config.json)
-RESUMABLE_OVERRIDES = ("steps", "progress", "device", "torch_threads", "plot", "checkpoint_every",
-                       "compile", "cuda_graph")
 
 
 def resume_run(run_dir: Path | str, overrides: dict[str, Any] | None = None) -> RunResult:
@@ -567,7 +584,7 @@ def resume_run(run_dir: Path | str, overrides: dict[str, Any] | None = None) -> 
     except (KeyError, TypeError) as exc:
         raise CheckpointError(f"{run_dir}/config.json is incomplete ({exc})") from None
     trainer = Trainer(train_cfg, algo_cfg)
-    result = trainer.resume(run_dir)
+    result = trainer.resume(run_dir, steps_requested=overrides.get("steps") is not None)
     if overrides.get("steps") is not None:  # keep config.json truthful about the run's length
         trainer._write_config()
     return result
@@ -585,13 +602,19 @@ def constraint_verdict(costs: np.ndarray, limit: float) -> str:
 
 
 def _prepare_run_dir(path: Path, keep: Sequence[str] = ()) -> None:
+    if path.exists() and not path.is_dir():
+        raise ConfigError(f"--out {path} is a file, not a directory; choose a new --out")
     if path.exists() and any(p.name not in keep for p in path.iterdir()):
         what = "another run" if (path / "config.json").exists() else "files"
         raise ConfigError(
             f"run directory {path} already holds {what}; choose a new --out, or continue it "
             f"with `algd train --resume {path}` (nothing was written)"
         )
-    path.mkdir(parents=True, exist_ok=True)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ConfigError(f"cannot create the run directory {path} ({exc.strerror}); "
+                          "choose another --out") from None
 
 
 def _truncate_csv(path: Path, rows: int) -> None:
