@@ -366,7 +366,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     except OSError as exc:  # a file that cannot be read or written (full disk, no permission)
         where = f" {exc.filename}" if exc.filename else ""
-        print(f"algd: error: cannot access{where}: {exc.strerror or exc}", file=sys.stderr)
+        if isinstance(exc, (FileExistsError, NotADirectoryError)):
+            why = "a file is in the way of a directory in that path; choose another output path"
+        else:
+            why = exc.strerror or str(exc)
+        print(f"algd: error: cannot write{where}: {why}", file=sys.stderr)
         return 2
 
 

@@ -116,6 +116,13 @@ def test_report_matches_the_metrics_files(sweep, tmp_path, capsys):
     one = rows["algd-vesde (rho=4)"]  # a single seed: a value, no interval
     assert one["seeds"] == "1" and one["return_low"] == "nan"
     assert "(1 seed)" in text
+    # an output path that cannot be written: one line, exit 2
+    blocked = tmp_path / "a_file"
+    blocked.write_text("x")
+    for command, name in (("report", "r.md"), ("plot", "c.png")):
+        assert main([command, str(sweep), "--out", str(blocked / name)]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and "a file is in the way" in err[0], err
 
 
 def test_report_final_can_average_the_last_evaluations(sweep):
