@@ -1,6 +1,6 @@
 # Two entry points, each sets up .venv on first use:
 #   make demo   train ALGD on the built-in task and print the result
-#   make test   run the test suite
+#   make test   type-check algd (mypy), then run the test suite
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
@@ -12,6 +12,7 @@ demo: $(STAMP)
 	$(BIN)/algd train
 
 test: $(STAMP)
+	$(BIN)/python -m mypy algd
 	$(BIN)/python -m pytest -q
 
 test-slow: $(STAMP)

@@ -37,6 +37,10 @@ class Agent(nn.Module, ABC):
     when to synchronise with the device.
     """
 
+    #: names of the scalars ``update`` returns, in the order of the metrics.csv columns; every
+    #: subclass sets it (the training loop reads it)
+    diagnostics: tuple[str, ...]
+
     def __init__(self, env: EnvInfo, device: torch.device) -> None:
         super().__init__()
         self.env_info = env
@@ -108,6 +112,6 @@ class Agent(nn.Module, ABC):
 def polyak_update(target: nn.Module, online: nn.Module, tau: float) -> None:
     """θ' ← (1 − τ) θ' + τ θ for every parameter, in one fused call."""
     with torch.no_grad():
-        t_params = list(target.parameters())
-        o_params = list(online.parameters())
+        t_params: list[Tensor] = list(target.parameters())
+        o_params: list[Tensor] = list(online.parameters())
         torch._foreach_lerp_(t_params, o_params, tau)

@@ -8,18 +8,23 @@ from __future__ import annotations
 
 import difflib
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Callable
+
+import torch
 
 from algd.algos.algd import ALGD, ALGDConfig
-from algd.algos.base import Agent
+from algd.algos.base import Agent, EnvInfo
 from algd.algos.sac_lag import SACLag, SACLagConfig
+
+#: an Agent subclass: its constructor takes (env info, the algorithm's config, device)
+AgentFactory = Callable[[EnvInfo, Any, torch.device], Agent]
 
 
 @dataclass(frozen=True)
 class AlgoSpec:
     name: str
-    agent_cls: type[Agent]
-    config_cls: type
+    agent_cls: AgentFactory
+    config_cls: type[Any]  #: a dataclass
     defaults: dict[str, Any] = field(default_factory=dict)  #: config values that define it
     description: str = ""
 

@@ -175,7 +175,8 @@ def multimodality(
     distance = float(np.linalg.norm(centres[0] - centres[1]))
     spread = math.sqrt(sum(variances))
     multimodal = min(shares) >= min_share and distance > separation * spread
-    return Modality(bool(multimodal), tuple(sorted(shares, reverse=True)), distance, spread)
+    larger, smaller = sorted(shares, reverse=True)
+    return Modality(bool(multimodal), (larger, smaller), distance, spread)
 
 
 # -- action samples and their denoising paths ------------------------------------------------------
@@ -233,6 +234,7 @@ def energy_guided_samples(
     x = schedule.sigma_max * torch.randn(n, act_dim, dtype=obs.dtype)
     chain = ve_reverse(score, x, schedule, noise=True,
                        squash=lambda z: torch.tanh(z) * scale + bias, record=True)
+    assert chain.inputs is not None  # recorded (record=True)
     return ActionSamples(chain_paths(chain.inputs, chain.action), f"chain guided by {kind}")
 
 
@@ -281,7 +283,9 @@ def analyse_state(
     with torch.no_grad():
         g = model.constraint(obs_b, acts).reshape(grid, grid).cpu().numpy()
     boundary = boundary_points(a1, a2, g)
-    energies, lam_min, readout = {}, {}, {}
+    energies: dict[str, np.ndarray] = {}
+    lam_min: dict[str, np.ndarray] = {}
+    readout: dict[str, dict[str, Any]] = {}
     for kind in KINDS:
         def fn(a: Tensor, kind: EnergyKind = kind) -> Tensor:
             return model.energy(kind, obs_t.unsqueeze(0).expand(len(a), -1), a)
@@ -486,8 +490,9 @@ def landscape_demo(
     states = []
     for (name, pos), obs in zip(named, observations):
         obs_t = torch.as_tensor(obs, dtype=torch.float32)
-        drawn = {kind: energy_guided_samples(model, kind, obs_t, samples,
-                                             temperature=temperature) for kind in KINDS}
+        drawn: dict[str, ActionSamples] = {
+            kind: energy_guided_samples(model, kind, obs_t, samples, temperature=temperature)
+            for kind in KINDS}
         states.append(analyse_state(model, name, obs, drawn, low=np.array([-1.0, -1.0]),
                                     high=np.array([1.0, 1.0]), position=np.asarray(pos),
                                     grid=grid, rng=seed))
@@ -683,8 +688,11 @@ def _outline(width: float = 3.0) -> list:
 
 
 def _draw_map(ax: Any, result: LandscapeResult, st: StateLandscape, plt: Any) -> None:
-    result.draw_arena(ax)  # type: ignore[misc]
+    # drawn only when the result has an arena and every state a position (see with_map)
+    assert result.draw_arena is not None and st.position is not None
+    result.draw_arena(ax)
     for other in result.states:
+        assert other.position is not None
         ax.plot(*other.position, "o", color="0.6", ms=5)
     ax.plot(*st.position, "*", color="k", ms=15)
     ax.annotate(st.name, st.position, textcoords="offset points", xytext=(8, 8), fontsize=9)

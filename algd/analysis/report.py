@@ -88,8 +88,9 @@ def build_report(
         c_est = bootstrap_ci(cost, reps=reps, rng=rng)
         t_est = bootstrap_ci(train_cost, reps=reps, rng=rng)
         counts = [r.metrics.get("train_violations") for r in g.runs]
-        if all(c is not None and len(c) for c in counts):
-            v_est = bootstrap_ci(np.array([float(c[-1]) for c in counts]), reps=reps, rng=rng)
+        present = [c for c in counts if c is not None and len(c)]
+        if len(present) == len(counts):
+            v_est = bootstrap_ci(np.array([float(c[-1]) for c in present]), reps=reps, rng=rng)
             violations = (v_est.value, v_est.low, v_est.high)
         else:  # runs written before the column existed
             violations = (math.nan, math.nan, math.nan)

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from algd.config import ConfigError
 from algd.train.checkpoint import load_run
@@ -98,7 +99,7 @@ def record_video(
     import imageio.v2 as imageio
 
     env = run.task.make_env(render_mode="rgb_array")
-    frames: list[np.ndarray] = []
+    frames: list[ArrayLike] = []  # imageio's mimsave asks for exactly list[ArrayLike]
     returns: list[float] = []
     costs: list[float] = []
     lengths: list[int] = []

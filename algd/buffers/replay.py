@@ -42,7 +42,7 @@ class ReplayBuffer:
         if capacity < 1:
             raise ValueError(f"buffer capacity must be >= 1, got {capacity}")
         self.capacity, self.device = capacity, torch.device(device)
-        f32 = dict(dtype=torch.float32, device=self.device)
+        f32: dict[str, Any] = dict(dtype=torch.float32, device=self.device)
         self.obs = torch.zeros(capacity, obs_dim, **f32)
         self.act = torch.zeros(capacity, act_dim, **f32)
         self.reward = torch.zeros(capacity, **f32)

@@ -34,6 +34,11 @@ class DiffusionPolicy(nn.Module):
         guidance_scale, guidance_normalize: DDPM guidance by the score head (spec §2.2 step 3).
     """
 
+    # registered buffers (they follow the module's device and dtype)
+    mc_sigma_table: Tensor
+    action_scale: Tensor
+    action_bias: Tensor
+
     def __init__(
         self,
         obs_dim: int,
@@ -71,7 +76,7 @@ class DiffusionPolicy(nn.Module):
         self.guidance_scale = guidance_scale
         self.guidance_normalize = guidance_normalize
         # start of the stochastic chain: N(0, σ_max² I) (VE) or N(0, I) (DDPM)
-        self.start_std = self.schedule.sigma_max if variant == "vesde" else 1.0
+        self.start_std = self.schedule.sigma_max if isinstance(self.schedule, VESchedule) else 1.0
 
     @property
     def steps(self) -> int:

@@ -98,7 +98,9 @@ class ConstrainedVecEnv(ABC):
     """``N`` copies of a constrained task stepped together, with auto-reset and episode stats."""
 
     num_envs: int
-    single_observation_space: gym.spaces.Box
+    #: any space with a shape (observations are flattened to ``obs_dim`` numbers); a Box in
+    #: algd's own tasks
+    single_observation_space: gym.Space[Any]
     single_action_space: gym.spaces.Box
 
     @abstractmethod
@@ -114,7 +116,11 @@ class ConstrainedVecEnv(ABC):
 
     @property
     def obs_dim(self) -> int:
-        return int(np.prod(self.single_observation_space.shape))
+        shape = self.single_observation_space.shape
+        if shape is None:  # e.g. a Dict space: no flat vector of observations
+            raise TypeError("algd needs observations of a fixed shape, not "
+                            f"{self.single_observation_space}")
+        return int(np.prod(shape))
 
     @property
     def act_dim(self) -> int:
@@ -156,9 +162,10 @@ class GymVecEnv(ConstrainedVecEnv):
         self.envs = [fn() for fn in env_fns]
         self.num_envs = len(self.envs)
         self.single_observation_space = self.envs[0].observation_space
-        self.single_action_space = self.envs[0].action_space
-        if not isinstance(self.single_action_space, gym.spaces.Box):
+        action_space = self.envs[0].action_space
+        if not isinstance(action_space, gym.spaces.Box):
             raise TypeError("algd needs a continuous (Box) action space")
+        self.single_action_space = action_space
         self._low = self.single_action_space.low
         self._high = self.single_action_space.high
         self._tracker = EpisodeTracker(self.num_envs, cost_discount)
@@ -201,7 +208,7 @@ class GymVecEnv(ConstrainedVecEnv):
                     f"{env} did not report info['cost']; wrap it so that each step reports its cost"
                 )
             reward[i], cost[i], term[i], trunc[i] = r, info["cost"], te, tr
-            if critic_terminal is not None:
+            if critic_terminal is not None and key:  # (critic_terminal exists iff key is set)
                 critic_terminal[i] = te or bool(info.get(key, False))
             final_obs[i] = np.asarray(obs, dtype=np.float32).reshape(-1)
             if te or tr:

@@ -103,8 +103,9 @@ class ObservationPrefix(gym.ObservationWrapper):
         if not isinstance(space, gym.spaces.Box) or len(space.shape) != 1 or space.shape[0] < dims:
             raise ValueError(f"cannot keep {dims} dims of observation space {space}")
         self.dims = dims
+        # Box takes any numpy dtype; gymnasium 0.29 annotates dtype as a scalar type only
         self.observation_space = gym.spaces.Box(space.low[:dims], space.high[:dims],
-                                                dtype=space.dtype)
+                                                dtype=space.dtype)  # type: ignore[arg-type]
 
     def observation(self, observation: np.ndarray) -> np.ndarray:
         return observation[: self.dims]

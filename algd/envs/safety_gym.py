@@ -126,7 +126,8 @@ class SafetyGymnasiumAdapter(gym.Wrapper):
     with ``info["cost"] = c``."""
 
     def step(self, action: Any):  # type: ignore[override]
-        obs, reward, cost, terminated, truncated, info = self.env.step(action)
+        # Safety-Gymnasium's step returns six values; gym.Env.step is typed with five
+        obs, reward, cost, terminated, truncated, info = self.env.step(action)  # type: ignore[misc]
         info = dict(info)
         info["cost"] = float(cost)
         return obs, float(reward), bool(terminated), bool(truncated), info

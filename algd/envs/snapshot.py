@@ -105,14 +105,15 @@ def env_snapshot(env: gym.Env) -> dict[str, Any] | None:
     import mujoco
 
     wrappers, base = _layers(env)
-    data = base.data
+    # a MujocoEnv (can_snapshot), but gym.Env, the type _layers returns, declares neither attribute
+    data, model = base.data, base.model  # type: ignore[attr-defined]
     return {
         "mujoco": mujoco.__version__,
         "wrappers": [{k: getattr(w, k) for k in _STATE_ATTRS[type(w)]} for w in wrappers],
         "env": {k: getattr(base, k) for k in _STATE_ATTRS.get(type(base), ())},
         "np_random": copy.deepcopy(base.np_random.bit_generator.state),
         "time": float(data.time),
-        "data": {name: getattr(data, name).copy() for name in _fixed_size_fields(base.model)},
+        "data": {name: getattr(data, name).copy() for name in _fixed_size_fields(model)},
     }
 
 
@@ -130,8 +131,9 @@ def load_env_snapshot(env: gym.Env, state: dict[str, Any]) -> None:
     if state.get("mujoco") != mujoco.__version__:
         raise EnvStateError(f"the snapshot was taken with MuJoCo {state.get('mujoco')}, this is "
                             f"{mujoco.__version__}")
-    data = base.data
-    fields = _fixed_size_fields(base.model)
+    # a MujocoEnv (can_snapshot), but gym.Env, the type _layers returns, declares neither attribute
+    data, model = base.data, base.model  # type: ignore[attr-defined]
+    fields = _fixed_size_fields(model)
     if sorted(fields) != sorted(state["data"]):
         raise EnvStateError("the snapshot holds other simulator fields: it was taken of a "
                             "different model")

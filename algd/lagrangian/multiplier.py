@@ -58,6 +58,8 @@ class LogMultiplier(nn.Module):
 class ProjectedMultiplier(nn.Module):
     """λ ← max(0, λ + η (Q̄c − h)) (spec §4.4)."""
 
+    lam: Tensor  #: registered buffer (saved with the state_dict)
+
     def __init__(self, init: float = 0.0, lr: float = 1e-3) -> None:
         super().__init__()
         if init < 0:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Callable, Literal, Sequence
+from typing import Callable, Literal, Sequence, cast
 
 import torch
 import torch.nn.functional as F
@@ -93,6 +93,11 @@ class EnsembleLinear(nn.Module):
         return f"members={self.members}, in={self.in_features}, out={self.out_features}"
 
 
+def _group_layers(block: nn.Module) -> Sequence[EnsembleLinear]:
+    """One group's layers (an ``nn.ModuleList``, which type checkers see as plain modules)."""
+    return cast("Sequence[EnsembleLinear]", block)
+
+
 class EnsembleMLP(nn.Module):
     """``M`` MLPs of identical shape evaluated together; output ``[M, B, out]``.
 
@@ -124,24 +129,25 @@ class EnsembleMLP(nn.Module):
 
     @torch.no_grad()
     def reset_parameters(self) -> None:
-        for g, layers in zip(self.groups, self.blocks):
-            for layer in layers:
+        for g, block in zip(self.groups, self.blocks):
+            for layer in _group_layers(block):
                 for w in layer.weight:
                     _init_weight_(w, g.init)
                 layer.bias.zero_()
 
     def member_layers(self, m: int) -> list[tuple[Tensor, Tensor, Activation]]:
         """(weight [in, out], bias [out], activation) of every layer of member ``m``."""
-        for g, layers in zip(self.groups, self.blocks):
+        for g, block in zip(self.groups, self.blocks):
             if m < g.size:
-                return [(layer.weight[m], layer.bias[m, 0], g.activation) for layer in layers]
+                return [(layer.weight[m], layer.bias[m, 0], g.activation)
+                        for layer in _group_layers(block)]
             m -= g.size
         raise IndexError(f"member {m} out of range")
 
     def group_forward(self, x: Tensor, group: int) -> Tensor:
         """Members of group ``group`` only: ``[size, B, out]`` (``x`` is ``[B, in]`` or that
         group's ``[size, B, in]``)."""
-        g, layers = self.groups[group], self.blocks[group]
+        g, layers = self.groups[group], _group_layers(self.blocks[group])
         h = x
         for layer in layers[:-1]:
             h = layer(h)  # a fresh tensor: the activation may overwrite it when autograd allows
@@ -172,11 +178,12 @@ class MLP(nn.Module):
     ) -> None:
         super().__init__()
         dims = [in_dim, *hidden, out_dim]
-        self.linears = nn.ModuleList(nn.Linear(a, b) for a, b in zip(dims[:-1], dims[1:]))
+        linears = [nn.Linear(a, b) for a, b in zip(dims[:-1], dims[1:])]
         self._act = _ACTIVATIONS[activation]
-        for lin in self.linears:
+        for lin in linears:
             nn.init.xavier_uniform_(lin.weight)
             nn.init.zeros_(lin.bias)
+        self.linears = nn.ModuleList(linears)
 
     def forward(self, x: Tensor) -> Tensor:
         for lin in self.linears[:-1]:

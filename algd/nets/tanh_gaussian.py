@@ -57,6 +57,10 @@ class TanhGaussianActor(nn.Module):
         hidden: hidden widths of the MLP (reference: 256, 256).
     """
 
+    # registered buffers (they follow the module's device and dtype)
+    action_scale: Tensor
+    action_bias: Tensor
+
     def __init__(
         self, obs_dim: int, act_dim: int, action_low: Tensor, action_high: Tensor,
         hidden: Sequence[int] = (256, 256),

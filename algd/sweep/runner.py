@@ -114,8 +114,8 @@ def run_sweep(sweep: SweepConfig, *, command: str | None = None,
     """
     stream = stream or sys.stderr
     start = time.perf_counter()
-    sweep = dataclasses.replace(sweep, out=str(Path(sweep.out or "").resolve()))
-    out = Path(sweep.out)
+    out = Path(sweep.out or "").resolve()
+    sweep = dataclasses.replace(sweep, out=str(out))
     trials = expand_trials(sweep)
     states = {t.id: trial_state(t, out) for t in trials}  # refuses foreign/mismatched dirs early
     records = {t.id: _record(t, out, states[t.id]) for t in trials}
@@ -384,7 +384,7 @@ def _stop_on_signals() -> dict[int, Any]:
     def stop(signum: int, frame: Any) -> None:
         raise KeyboardInterrupt
 
-    previous = {}
+    previous: dict[int, Any] = {}
     for signum in (signal.SIGINT, signal.SIGTERM):
         previous[signum] = signal.signal(signum, stop)
     return previous

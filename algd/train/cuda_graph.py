@@ -37,8 +37,8 @@ def make_optimizers_capturable(agent: Agent) -> None:
     """Switch every Adam of ``agent`` (its ``optimizers`` and any submodule's ``optimizer``, e.g.
     the log-λ and entropy-temperature rules) to device-side step counters."""
     optimizers = list(agent.optimizers.values())
-    optimizers += [m.optimizer for m in agent.modules()
-                   if isinstance(getattr(m, "optimizer", None), torch.optim.Optimizer)]
+    optimizers += [opt for m in agent.modules()
+                   if isinstance(opt := getattr(m, "optimizer", None), torch.optim.Optimizer)]
     for opt in optimizers:
         for group in opt.param_groups:
             if "capturable" in group:  # fused Adam too: capture checks the flag
@@ -67,7 +67,8 @@ class GraphedUpdate:
         self._graphs: dict[int, torch.cuda.CUDAGraph] = {}
         self._outputs: dict[int, dict[str, Tensor]] = {}
         self._static: Batch | None = None
-        self._pool = None
+        # a private torch type, named only in this annotation (never evaluated at run time)
+        self._pool: torch.cuda._POOL_HANDLE | None = None
         make_optimizers_capturable(agent)
 
     @property

@@ -147,6 +147,10 @@ class Trainer:
         self._finite = torch.ones((), dtype=torch.bool, device=self.device)
         self._checked_updates = 0
         self._wall_offset = 0.0  # wall time spent before a resume
+        # set by _open_logger: the clock and counters at the last logged row
+        self._last_row_time: float
+        self._last_row_steps: int
+        self._last_row_updates: int
         self._obs: np.ndarray | None = None
         self._stop_signal: int | None = None
         self.rows: list[dict[str, Any]] = []
@@ -200,6 +204,7 @@ class Trainer:
         cfg = self.cfg
         bar = _progress_bar(cfg.steps, f"{cfg.algo} on {cfg.env}", enabled=cfg.progress,
                             initial=self.env_steps)
+        assert self._obs is not None  # run() and resume() reset the environments first
         handlers = self._install_signal_handlers()
         try:
             while self.env_steps < cfg.steps:
@@ -370,7 +375,7 @@ class Trainer:
                 raise KeyboardInterrupt
             self._stop_signal = signum
 
-        previous = {}
+        previous: dict[int, Any] = {}
         for sig in (signal.SIGINT, signal.SIGTERM):
             previous[sig] = signal.signal(sig, handler)
         return previous
