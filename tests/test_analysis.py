@@ -178,7 +178,7 @@ def test_landscape_of_a_trained_run(sweep, tmp_path, capsys):
             r = s[kind]
             assert r["samples"] == 16 and math.isfinite(r["lam_min_at_policy_action"])
             assert r["sampler"] == "trained policy"
-    assert "λmin" in capsys.readouterr().out
+    assert "min-eig boundary" in capsys.readouterr().out
 
 
 def test_landscape_states_from_rollouts_are_closest_to_the_boundary(sweep):
@@ -212,3 +212,73 @@ def test_a_run_trained_on_the_gpu_evaluates_and_explains_on_the_cpu(tmp_path):
     assert rep["return_mean"] == pytest.approx(float(last["eval_return"]), rel=1e-3, abs=1e-3)
     res = landscape_run(str(tmp_path / "gpu"), samples=8, grid=11)
     assert len(res.states) == 3
+
+
+def test_cumulative_cost_is_never_smoothed_and_few_seeds_show_their_range(sweep):
+    """--smooth averages evaluation curves only (a moving average of a running sum lowers it:
+    the audit saw a final 486 drawn as 360), and with fewer than CI_MIN_SEEDS seeds the band is
+    the seeds' range, not a bootstrap interval that pretends to more."""
+    from algd.analysis.compare import CI_MIN_SEEDS, group_band, moving_average
+
+    g = [g for g in group_runs(load_runs([sweep / "vesde"]))][0]
+    cur = align(g.runs, "cum_train_cost")
+    values, centre, low, high = group_band(cur, "cum_train_cost", smooth=3)
+    np.testing.assert_array_equal(values, cur.values)
+    ev = align(g.runs, "eval_return")
+    values, centre, low, high = group_band(ev, "eval_return", smooth=3)
+    np.testing.assert_allclose(values, moving_average(ev.values, 3))
+    assert len(g.runs) < CI_MIN_SEEDS
+    np.testing.assert_allclose(centre, values.mean(0))
+    np.testing.assert_array_equal(low, values.min(0))
+    np.testing.assert_array_equal(high, values.max(0))
+    # five seeds: a bootstrap interval inside the range
+    from algd.analysis.runs import AlignedCurves
+
+    five = np.random.default_rng(0).normal(size=(5, 4))
+    cur5 = AlignedCurves(ev.steps[:4], five, interpolated=False, truncated=False)
+    _, centre, low, high = group_band(cur5, "eval_return")
+    assert np.all(five.min(0) <= low) and np.all(low <= centre) and np.all(centre <= high)
+    assert np.all(high <= five.max(0)) and np.any(high - low < five.max(0) - five.min(0))
+
+
+def test_an_algorithm_keeps_its_colour_whatever_else_is_plotted(sweep):
+    from algd.analysis.compare import ALGO_COLOURS, group_styles
+
+    groups = group_runs(load_runs([sweep]))
+    styles = group_styles(groups)
+    assert styles["algd-vesde (rho=10)"][0] == styles["algd-vesde (rho=4)"][0] == \
+        ALGO_COLOURS["algd-vesde"]
+    assert styles["algd-vesde (rho=10)"][1] != styles["algd-vesde (rho=4)"][1]  # line style
+    alone = group_styles([g for g in groups if g.label == "algd-vesde (rho=4)"])
+    assert alone["algd-vesde (rho=4)"][0] == ALGO_COLOURS["algd-vesde"]
+
+
+def test_run_curves_say_what_they_show(sweep, tmp_path):
+    """The learning-curve figure names its band and its cost (discounted or not), shows what
+    drives λ next to it, and never shades a cost below zero (read back from its SVG text)."""
+
+    from algd.analysis.plots import plot_run
+
+    out = plot_run(sweep / "vesde" / "s0", 2.0, out=tmp_path / "c.svg", discounted_cost=True,
+                   eval_episodes=7, threshold=1.25)
+    text = out.read_text()
+    for label in ("Discounted episode cost", "±1 s.d. over 7 episodes", "h = 1.25",
+                  "drives λ", "limit 2"):
+        assert label in text, label
+    plain = plot_run(sweep / "vesde" / "s0", 2.0, out=tmp_path / "p.svg").read_text()
+    assert "Episode cost" in plain and "Discounted" not in plain
+
+
+def test_cost_band_is_clipped_at_zero():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from algd.analysis.plots import _band
+
+    fig, ax = plt.subplots()
+    _band(ax, np.arange(3), [0.5, 0.2, 3.0], [1.0, 1.0, 1.0], "tab:blue", "band", floor=0.0)
+    verts = ax.collections[0].get_paths()[0].vertices
+    assert verts[:, 1].min() == 0.0 and verts[:, 1].max() == pytest.approx(4.0)
+    plt.close(fig)

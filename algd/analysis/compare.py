@@ -3,8 +3,12 @@
 One row of panels per task: evaluation return, evaluation cost (with the cost limit) and the
 cumulative cost paid while training (with the budget it would reach if every training episode
 spent exactly its limit). Each line is one group (see :mod:`algd.analysis.runs`): the mean over
-its seeds, the shaded band the 95 % percentile-bootstrap interval of that mean, thin lines the
-individual seeds. Nothing is smoothed unless ``smooth`` asks for a trailing moving average.
+its seeds, the shaded band the 95 % percentile-bootstrap interval of that mean (from
+:data:`CI_MIN_SEEDS` seeds; with fewer, where a bootstrap interval is little more than the range
+of the seeds, the band is that range and the caption says so), thin lines the individual seeds.
+Every algorithm keeps its colour whatever else is plotted (:data:`ALGO_COLOURS`); settings of one
+algorithm differ by line style. Nothing is smoothed unless ``smooth`` asks for a trailing moving
+average, and never the cumulative training cost (an average of a running sum is not one).
 """
 
 from __future__ import annotations
@@ -14,9 +18,23 @@ from typing import Sequence
 
 import numpy as np
 
-from algd.analysis.plots import _mpl
+from algd.analysis.plots import _mpl, save_figure
 from algd.analysis.runs import AlignedCurves, RunGroup, align
 from algd.analysis.stats import bootstrap_band
+
+#: a fixed colour per registered algorithm, so that one algorithm looks the same in every figure
+ALGO_COLOURS = {
+    "algd-vesde": "tab:blue", "algd-ddpm": "tab:cyan", "lgd-vesde": "tab:orange",
+    "lgd-ddpm": "tab:brown", "sac-lag": "tab:red", "sac-auglag": "tab:pink", "cal": "tab:green",
+}
+#: colours for algorithms outside the table (user-registered), in order of appearance
+_OTHER_COLOURS = ("tab:purple", "tab:olive", "tab:gray", "black")
+#: line styles of the settings of one algorithm (``--rho 1`` and ``--rho 4`` runs)
+_STYLES = ("-", "--", "-.", ":")
+#: fewest seeds for which the band is a bootstrap confidence interval (fewer: the seeds' range)
+CI_MIN_SEEDS = 5
+#: metrics that are running sums: never smoothed
+CUMULATIVE = frozenset({"cum_train_cost"})
 
 PANELS = (
     ("eval_return", "evaluation return", "episode return"),
@@ -57,8 +75,7 @@ def plot_comparison(
     """
     plt = _mpl()
     tasks = sorted({g.task for g in groups})
-    labels = sorted({g.label for g in groups})
-    colours = {lab: plt.cm.tab10(i % 10) for i, lab in enumerate(labels)}
+    styles = group_styles(groups)
     fig, axes = plt.subplots(len(tasks), 3, figsize=(15, 4.0 * len(tasks)), squeeze=False)
     notes: set[str] = set()
     rng = np.random.default_rng(seed)
@@ -74,7 +91,7 @@ def plot_comparison(
                     notes.add("interpolated")
                 if cur.truncated:
                     notes.add("truncated")
-                _draw_group(ax, g, cur, colours[g.label], smooth, show_seeds, reps, rng,
+                _draw_group(ax, g, cur, column, styles[g.label], smooth, show_seeds, reps, rng,
                             label=col == 0)
             if column == "eval_cost":
                 kind = "discounted episode cost" if task_groups[0].budget == "discounted" \
@@ -88,11 +105,18 @@ def plot_comparison(
             ax.set(title=f"{task}: {title}", xlabel="environment steps", ylabel=ylabel)
             ax.grid(alpha=0.25)
         axes[row, 0].legend(fontsize=8, loc="best")
-    sub = "mean over seeds; band: 95% bootstrap CI of the mean"
+    seeds = {len(g.runs) for g in groups}
+    if min(seeds) >= CI_MIN_SEEDS:
+        sub = "mean over seeds; band: 95% bootstrap CI of the mean"
+    elif max(seeds) < CI_MIN_SEEDS:
+        sub = f"mean over seeds; band: range of the seeds (fewer than {CI_MIN_SEEDS})"
+    else:
+        sub = (f"mean over seeds; band: 95% bootstrap CI of the mean from {CI_MIN_SEEDS} seeds, "
+               "range of the seeds below")
     if show_seeds:
         sub += "; thin lines: individual seeds"
     if smooth > 1:
-        sub += f"; trailing moving average over {smooth} evaluations"
+        sub += f"; trailing moving average over {smooth} evaluations (not the cumulative cost)"
     if "interpolated" in notes:
         sub += "; 'interpolated': seeds evaluated at different steps, linearly interpolated onto " \
             "the union of their steps"
@@ -104,26 +128,57 @@ def plot_comparison(
     out.parent.mkdir(parents=True, exist_ok=True)
     png = out if out.suffix.lower() == ".png" else out.with_suffix(".png")
     svg = png.with_suffix(".svg")
-    fig.savefig(png, dpi=110)
-    fig.savefig(svg)
+    save_figure(fig, png, dpi=110)
+    save_figure(fig, svg)
     plt.close(fig)
     return [png, svg]
 
 
-def _draw_group(ax, g: RunGroup, cur: AlignedCurves, colour, smooth: int, show_seeds: bool,
-                reps: int, rng: np.random.Generator, label: bool) -> None:
-    values = moving_average(cur.values, smooth)
-    centre, low, high = bootstrap_band(values, reps=reps, rng=rng)
+def group_styles(groups: Sequence[RunGroup]) -> dict[str, tuple[str, str]]:
+    """(colour, line style) of every group label: the colour from the algorithm, the style from
+    the group's rank among that algorithm's settings."""
+    by_algo: dict[str, list[str]] = {}
+    for g in sorted(groups, key=lambda g: g.label):
+        labels = by_algo.setdefault(g.runs[0].algo, [])
+        if g.label not in labels:
+            labels.append(g.label)
+    others = iter(_OTHER_COLOURS * (1 + len(by_algo) // len(_OTHER_COLOURS)))
+    styles = {}
+    for algo, labels in by_algo.items():
+        colour = ALGO_COLOURS.get(algo) or next(others)
+        for i, label in enumerate(labels):
+            styles[label] = (colour, _STYLES[i % len(_STYLES)])
+    return styles
+
+
+def group_band(cur: AlignedCurves, column: str, smooth: int = 0, *, reps: int = 2_000,
+               rng: np.random.Generator | int | None = 0,
+               ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """What a group's line shows: ``(per-seed values, mean, band low, band high)`` of ``column``
+    (smoothed unless it is :data:`CUMULATIVE`; the band as the module docstring says)."""
+    values = moving_average(cur.values, 0 if column in CUMULATIVE else smooth)
+    if values.shape[0] >= CI_MIN_SEEDS:
+        centre, low, high = bootstrap_band(values, reps=reps, rng=rng)
+    else:
+        centre, low, high = values.mean(0), values.min(0), values.max(0)
+    return values, centre, low, high
+
+
+def _draw_group(ax, g: RunGroup, cur: AlignedCurves, column: str, style: tuple[str, str],
+                smooth: int, show_seeds: bool, reps: int, rng: np.random.Generator,
+                label: bool) -> None:
+    colour, ls = style
+    values, centre, low, high = group_band(cur, column, smooth, reps=reps, rng=rng)
     n = values.shape[0]
     if show_seeds and n > 1:
         for v in values:
-            ax.plot(cur.steps, v, color=colour, lw=0.6, alpha=0.3)
+            ax.plot(cur.steps, v, color=colour, ls=ls, lw=0.8, alpha=0.45)
     note = ", interpolated" if cur.interpolated else ""
     text = f"{g.label} ({n} seed{'s' if n != 1 else ''}{note})"
-    ax.plot(cur.steps, centre, color=colour, lw=1.8, marker="o" if cur.steps.size <= 30 else None,
-            ms=3, label=text if label else None)
+    ax.plot(cur.steps, centre, color=colour, ls=ls, lw=1.8,
+            marker="o" if cur.steps.size <= 30 else None, ms=3, label=text if label else None)
     if n > 1:
-        ax.fill_between(cur.steps, low, high, color=colour, alpha=0.2, lw=0)
+        ax.fill_between(cur.steps, low, high, color=colour, alpha=0.15, lw=0)
 
 
 def _draw_budget_allowance(ax, task_groups: Sequence[RunGroup]) -> None:

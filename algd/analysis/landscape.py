@@ -641,6 +641,8 @@ def _plot_landscape(result: LandscapeResult, out: Any, paths: int, plt: Any) -> 
     import matplotlib.lines as mlines
     import matplotlib.patches as mpatches
 
+    from algd.analysis.plots import save_figure
+
     with_map = result.draw_arena is not None and all(s.position is not None
                                                      for s in result.states)
     ncols = 3 if with_map else 2
@@ -657,10 +659,9 @@ def _plot_landscape(result: LandscapeResult, out: Any, paths: int, plt: Any) -> 
     handles = [
         mlines.Line2D([], [], color="white", lw=2.2, path_effects=_outline(),
                       label="feasible-set boundary Q̄c = h"),
-        mpatches.Patch(facecolor="0.35", edgecolor="white", hatch="//",
-                       label="infeasible actions (Q̄c > h)"),
-        mpatches.Patch(facecolor="0.35", edgecolor="tab:orange", hatch="\\\\",
-                       label="non-convex: ∇²E has a negative eigenvalue"),
+        _hatched_patch(mpatches, "white", "//", "infeasible actions (Q̄c > h)"),
+        _hatched_patch(mpatches, "tab:orange", "\\\\",
+                       "non-convex: ∇²E has a negative eigenvalue"),
         mlines.Line2D([], [], color="white", lw=0.8, marker="o", mfc="none", mec="white", ms=4,
                       path_effects=_outline(1.5), label="denoising path (○ start)"),
         mlines.Line2D([], [], color="none", marker="o", mfc="tab:red", mec="k", ms=5,
@@ -671,14 +672,35 @@ def _plot_landscape(result: LandscapeResult, out: Any, paths: int, plt: Any) -> 
     fig.legend(handles=handles, loc="lower center", ncol=3, fontsize=9, frameon=True,
                facecolor="0.85")
     fig.suptitle(result.title + "\n" + "; ".join(result.notes), fontsize=10)
-    fig.tight_layout(rect=(0, 0.9 / (4.9 * nrows + 0.9) + 0.02, 1, 1))
+    height = 4.9 * nrows + 0.9  # inches: the legend below, the two-line title above
+    fig.tight_layout(rect=(0, 0.9 / height + 0.02, 1, 1 - 0.55 / height))
     out.parent.mkdir(parents=True, exist_ok=True)
     png = out if out.suffix.lower() == ".png" else out.with_suffix(".png")
     svg = png.with_suffix(".svg")
-    fig.savefig(png, dpi=100)
-    fig.savefig(svg)
+    save_figure(fig, png, dpi=100)
+    save_figure(fig, svg)
     plt.close(fig)
     return [png, svg]
+
+
+def _hatched_patch(mpatches: Any, colour: str, hatch: str, label: str) -> Any:
+    """A legend swatch hatched in ``colour`` (matplotlib >= 3.10 takes the hatch colour per
+    patch; older ones draw it in rcParams' colour at save time, i.e. the last one set)."""
+    try:
+        return mpatches.Patch(facecolor="0.35", edgecolor=colour, hatch=hatch, hatchcolor=colour,
+                              label=label)
+    except AttributeError:
+        return mpatches.Patch(facecolor="0.35", edgecolor=colour, hatch=hatch, label=label)
+
+
+def _round_ticks(ax: Any) -> None:
+    """About 5 round ticks per axis with one decimal (−1.0, −0.5, … 1.0), so labels never run
+    together."""
+    from matplotlib.ticker import FormatStrFormatter, MaxNLocator
+
+    for axis in (ax.xaxis, ax.yaxis):
+        axis.set_major_locator(MaxNLocator(4, steps=[1, 2, 2.5, 5, 10]))
+        axis.set_major_formatter(FormatStrFormatter("%.1f"))
 
 
 def _outline(width: float = 3.0) -> list:
@@ -691,10 +713,11 @@ def _draw_map(ax: Any, result: LandscapeResult, st: StateLandscape, plt: Any) ->
     # drawn only when the result has an arena and every state a position (see with_map)
     assert result.draw_arena is not None and st.position is not None
     result.draw_arena(ax)
-    for other in result.states:
+    for i, other in enumerate(result.states):
         assert other.position is not None
-        ax.plot(*other.position, "o", color="0.6", ms=5)
-    ax.plot(*st.position, "*", color="k", ms=15)
+        ax.plot(*other.position, "o", color="0.6", ms=5, label="other states" if i == 0 else None)
+    ax.plot(*st.position, "*", color="k", ms=15, label="this state")
+    ax.legend(loc="lower right", fontsize=7)
     ax.annotate(st.name, st.position, textcoords="offset points", xytext=(8, 8), fontsize=9)
     ax.set(title=f"state: {st.name}", xlabel="x position", ylabel="y position", aspect="equal")
 
@@ -713,10 +736,15 @@ def _draw_energy(ax: Any, fig: Any, result: LandscapeResult, st: StateLandscape,
                  n_paths: int, plt: Any) -> None:
     e = st.energies[kind]
     lo, hi = colour_range(e, st.constraint)
-    cs = ax.contourf(st.a1, st.a2, np.clip(e, lo, hi), levels=np.linspace(lo, hi, 25),
-                     cmap="viridis")
+    saturated = bool(e.max() > hi)  # a steep penalty wall beyond the range: one colour, an arrow
+    cs = ax.contourf(st.a1, st.a2, e, levels=np.linspace(lo, hi, 25), cmap="viridis",
+                     extend="max" if saturated else "neither")
     cbar = fig.colorbar(cs, ax=ax, fraction=0.046, pad=0.03)
-    cbar.set_label("energy E(s, a) (return units; lower is preferred)", fontsize=8)
+    from matplotlib.ticker import MaxNLocator
+
+    cbar.set_ticks(MaxNLocator(5).tick_values(lo, hi)[1:-1] if hi - lo > 0 else [lo])
+    cbar.set_label("energy E(s, a), lower preferred" + (" (▲: above the range)" if saturated
+                                                        else ""), fontsize=8)
     lm = st.lam_min[kind]
     if (lm < 0).any() and (lm >= 0).any():
         ax.contour(st.a1, st.a2, lm, levels=[0.0], colors="tab:orange", linewidths=1.2,
@@ -747,17 +775,22 @@ def _draw_energy(ax: Any, fig: Any, result: LandscapeResult, st: StateLandscape,
     shares = "/".join(f"{100 * s:.0f}%" for s in r["cluster_shares"])
     ax.set_title(
         f"{st.name}: {TITLES[kind]}\n"
-        f"median λ_min(∇²E): on the boundary {_fmt(r['lam_min_median_on_boundary'])}, "
-        f"at the samples {_fmt(r['lam_min_median_at_samples'])}\n"
+        f"min. eigenvalue of ∇²E, median: boundary "
+        f"{_fmt(r['lam_min_median_on_boundary'], 'none')}, "
+        f"samples {_fmt(r['lam_min_median_at_samples'])}\n"
         f"samples {mm} (clusters {shares}), {100 * r['feasible_share_of_samples']:.0f}% feasible",
         fontsize=9,
     )
     ax.set(xlabel=result.axis_labels[0], ylabel=result.axis_labels[1],
            xlim=(st.a1[0], st.a1[-1]), ylim=(st.a2[0], st.a2[-1]), aspect="equal")
+    _round_ticks(ax)
 
 
-def _fmt(x: float) -> str:
-    return "–" if not math.isfinite(x) else f"{x:+.2f}"
+def _fmt(x: float, missing: str = "–") -> str:
+    """Signed, 3 significant digits (a curvature of 0.004 is not '+0.00'); ``missing`` if NaN."""
+    if not math.isfinite(x):
+        return missing
+    return "0" if x == 0 else f"{x:+.3g}"
 
 
 def readout_dict(result: LandscapeResult) -> dict[str, Any]:
@@ -780,8 +813,8 @@ def readout_dict(result: LandscapeResult) -> dict[str, Any]:
 def format_readout(result: LandscapeResult) -> str:
     """A plain-text table: per state and energy, curvature and multimodality."""
     lines = [result.title,
-             f"  {'state':20s} {'energy':6s} {'λmin boundary':>13s} {'λmin samples':>12s} "
-             f"{'λmin policy':>11s} {'non-convex':>10s} {'feasible':>8s} {'multimodal':>14s}"]
+             f"  {'state':20s} {'energy':6s} {'min-eig boundary':>16s} {'min-eig samples':>15s} "
+             f"{'min-eig policy':>14s} {'non-convex':>10s} {'feasible':>8s} {'multimodal':>14s}"]
     for st in result.states:
         for kind in KINDS:
             r = st.readout[kind]
@@ -789,17 +822,17 @@ def format_readout(result: LandscapeResult) -> str:
             mm = ("yes" if r["multimodal"] else "no") + f" ({r['separation_ratio']:.2f})"
             lines.append(
                 f"  {st.name[:20]:20s} {'L' if kind == 'lagrangian' else 'L_A':6s} "
-                f"{_fmt(r['lam_min_median_on_boundary']):>13s} "
-                f"{_fmt(r['lam_min_median_at_samples']):>12s} "
-                f"{'' if at_policy is None else _fmt(at_policy):>11s} "
+                f"{_fmt(r['lam_min_median_on_boundary']):>16s} "
+                f"{_fmt(r['lam_min_median_at_samples']):>15s} "
+                f"{'–' if at_policy is None else _fmt(at_policy):>14s} "
                 f"{100 * r['nonconvex_share_of_box']:9.0f}% "
                 f"{100 * r['feasible_share_of_samples']:7.0f}% {mm:>14s}"
             )
     lines.append(
-        "  λmin: smallest eigenvalue of the energy's action-Hessian; median over points on the "
+        "  min-eig: smallest eigenvalue of the energy's action-Hessian; median over points on the "
         "boundary Q̄c = h (– if the box has none), over the sampled actions, "
         "and at the deterministic policy action. non-convex: share of the action box where "
-        "λmin < 0. feasible: share of samples with Q̄c ≤ h. multimodal: spec §7.5 test "
+        "min-eig < 0. feasible: share of samples with Q̄c ≤ h. multimodal: spec §7.5 test "
         "(centre distance / spread in brackets; multimodal needs > 1.75 and both clusters ≥ 15%)."
     )
     return "\n".join(lines)

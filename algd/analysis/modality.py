@@ -159,14 +159,14 @@ def format_modality(chosen: BoundaryStates, rates: Sequence[ModalityRate]) -> st
     lines = [f"{len(chosen.obs)} boundary states of {chosen.reference} (closest to Q̄c = h among "
              f"{chosen.visited} visited; |Q̄c − h| ≤ {np.abs(chosen.g).max():.3g})", "",
              f"{'algorithm':12s} {'multimodal':>12s} {'rate':>6s} {'median ratio':>13s} "
-             f"{'Gaussian control':>17s}  run"]
+             f"{'control rate':>17s}  run"]
     for r in rates:
         lines.append(f"{r.algo:12s} {f'{r.multimodal}/{len(r.per_state)}':>12s} {r.rate:6.0%} "
                      f"{r.median_ratio:13.2f} {r.control_rate:17.0%}  {r.run}")
     lines += ["", "multimodal: 2-means, both clusters ≥ 15 % of the samples and centre distance "
               "> 1.75 × spread (the ratio).",
-              "Gaussian control: the same test on a Gaussian with each state's sample mean and "
-              "covariance;",
+              "control rate: the rate of the same test on a Gaussian with each state's sample mean "
+              "and covariance (the Gaussian control);",
               "a rate the control matches reflects elongated samples, not modes "
               "(algd.analysis.modality)."]
     return "\n".join(lines)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 
@@ -20,6 +20,13 @@ def _mpl():
     return plt
 
 
+#: one colour per series in every panel: evaluation, training episodes, λ, its driver Q̄c
+EVAL_COLOUR, TRAIN_COLOUR, LAMBDA_COLOUR, QC_COLOUR = "tab:blue", "0.45", "tab:purple", "tab:brown"
+#: final-policy paths: within / over the cost limit (a colour-blind-safe pair, neither the
+#: hazard's red)
+WITHIN_COLOUR, OVER_COLOUR = "tab:blue", "tab:orange"
+
+
 def plot_run(
     run_dir: Path | str,
     cost_limit: float,
@@ -30,6 +37,9 @@ def plot_run(
     draw_arena: Callable | None = None,
     position: Callable[[np.ndarray], np.ndarray] | None = None,
     out: Path | str | None = None,
+    discounted_cost: bool = False,
+    eval_episodes: int | None = None,
+    threshold: float | None = None,
 ) -> Path:
     """Learning curves of one run (return, cost with its limit, λ) and optionally policy paths.
 
@@ -37,9 +47,13 @@ def plot_run(
         run_dir: directory holding ``metrics.csv``.
         cost_limit: drawn as a dashed line on the cost panel.
         trajectories: observation sequences of episodes to draw on a top-down map.
-        costs: the episode cost of each trajectory (colours unsafe paths).
+        costs: the episode cost of each trajectory (paths over the limit get their own colour).
         draw_arena, position: draw the task layout on an Axes / map observations to (x, y).
         out: image path (default ``run_dir/curves.png``).
+        discounted_cost: the task's budget is on the discounted episode cost (labels say so).
+        eval_episodes: episodes per evaluation (named in the band's legend entry).
+        threshold: h, the critic-level threshold; with it the λ panel also shows the replay
+            cost estimate Q̄c that drives λ (spec §4.1: λ grows while Q̄c > h).
     """
     plt = _mpl()
     run_dir = Path(run_dir)
@@ -48,55 +62,87 @@ def plot_run(
     show_paths = trajectories is not None and position is not None
     ncols = 4 if show_paths else 3
     fig, axes = plt.subplots(1, ncols, figsize=(4.2 * ncols, 3.6))
+    spread = "±1 s.d. over " + (f"{eval_episodes} episodes" if eval_episodes else "episodes")
+    cost_name = "discounted episode cost" if discounted_cost else "episode cost"
 
     ax = axes[0]
-    ax.plot(steps, m["eval_return"], "o-", ms=3, label="evaluation")
-    _band(ax, steps, m["eval_return"], m.get("eval_return_std"))
-    ax.plot(steps, m["train_return"], "--", alpha=0.7, label="training episodes")
+    ax.plot(steps, m["eval_return"], "o-", ms=3, color=EVAL_COLOUR, label="evaluation (mean)")
+    _band(ax, steps, m["eval_return"], m.get("eval_return_std"), EVAL_COLOUR, spread)
+    ax.plot(steps, m["train_return"], "--", color=TRAIN_COLOUR, label="training episodes")
     ax.set(title="Episode return", xlabel="environment steps", ylabel="return")
     ax.legend(fontsize=8)
 
     ax = axes[1]
-    ax.plot(steps, m["eval_cost"], "o-", ms=3, color="tab:red", label="evaluation")
-    _band(ax, steps, m["eval_cost"], m.get("eval_cost_std"), color="tab:red")
-    ax.plot(steps, m["train_cost"], "--", color="tab:orange", alpha=0.8, label="training episodes")
-    ax.axhline(cost_limit, color="k", ls=":", label=f"limit {cost_limit:g}")
-    ax.set(title="Episode cost", xlabel="environment steps", ylabel="cost")
+    ax.plot(steps, m["eval_cost"], "o-", ms=3, color=EVAL_COLOUR, label="evaluation (mean)")
+    _band(ax, steps, m["eval_cost"], m.get("eval_cost_std"), EVAL_COLOUR, spread, floor=0.0)
+    ax.plot(steps, m["train_cost"], "--", color=TRAIN_COLOUR, label="training episodes")
+    ax.axhline(cost_limit, color="k", ls="--", lw=1, label=f"limit {cost_limit:g}")
+    ax.set(title=cost_name.capitalize(), xlabel="environment steps", ylabel="cost")
     ax.legend(fontsize=8)
 
     ax = axes[2]
-    ax.plot(steps, m["lambda"], color="tab:purple")
+    ax.plot(steps, m["lambda"], color=LAMBDA_COLOUR, label="λ")
     ax.set(title="Lagrange multiplier λ", xlabel="environment steps", ylabel="λ")
     if np.nanmin(m["lambda"]) > 0 and np.nanmax(m["lambda"]) / np.nanmin(m["lambda"]) > 20:
         ax.set_yscale("log")
+    qc = np.asarray(m.get("qc_ucb", []), dtype=float)
+    if threshold is not None and qc.size and not np.all(np.isnan(qc)):
+        twin = ax.twinx()
+        twin.plot(steps, qc, ".:", ms=4, color=QC_COLOUR, label="Q̄c on replay actions (drives λ)")
+        twin.axhline(threshold, color=QC_COLOUR, ls="--", lw=0.8, label=f"h = {threshold:.3g}")
+        twin.set_ylabel("critic cost estimate", color=QC_COLOUR)
+        twin.tick_params(axis="y", colors=QC_COLOUR)
+        handles = ax.get_legend_handles_labels()
+        twin_handles = twin.get_legend_handles_labels()
+        ax.legend(handles[0] + twin_handles[0], handles[1] + twin_handles[1], fontsize=7)
 
     if show_paths:
         ax = axes[3]
         if draw_arena is not None:
             draw_arena(ax)
+        counts = {True: 0, False: 0}
         for i, traj in enumerate(trajectories or []):
             xy = position(np.asarray(traj))  # type: ignore[misc]
-            unsafe = costs is not None and costs[i] > 0
-            ax.plot(xy[:, 0], xy[:, 1], "-", lw=1, alpha=0.6,
-                    color="tab:red" if unsafe else "tab:blue")
-        ax.set(title="Final policy: sampled paths", xlabel="x", ylabel="y", aspect="equal")
+            over = costs is not None and costs[i] > cost_limit
+            counts[over] += 1
+            ax.plot(xy[:, 0], xy[:, 1], "-", lw=1, alpha=0.6, zorder=0.9,  # under the markers
+                    color=OVER_COLOUR if over else WITHIN_COLOUR)
+        n = len(trajectories or [])
+        for over, colour, what in ((False, WITHIN_COLOUR, "within"), (True, OVER_COLOUR, "over")):
+            if costs is not None and counts[over]:
+                ax.plot([], [], "-", color=colour, label=f"{what} the limit ({counts[over]}/{n})")
+        ax.legend(loc="lower right", fontsize=7)
+        ax.set(title=f"Final policy: {n} sampled episodes", xlabel="x", ylabel="y",
+               aspect="equal")
 
     if title:
         fig.suptitle(title)
     fig.tight_layout()
     out = Path(out) if out else run_dir / "curves.png"
-    fig.savefig(out, dpi=110)
+    save_figure(fig, out, dpi=110)
     plt.close(fig)
     return out
 
 
-def _band(ax, x, mean, std, color=None) -> None:
+def save_figure(fig: Any, path: Path, dpi: int = 110) -> None:
+    """Save ``fig`` in the format of ``path``'s suffix; an SVG keeps its text as text (editable,
+    searchable) instead of glyph outlines."""
+    import matplotlib
+
+    with matplotlib.rc_context({"svg.fonttype": "none"}):
+        fig.savefig(path, dpi=dpi)
+
+
+def _band(ax: Any, x: np.ndarray, mean: Any, std: Any, color: str, label: str,
+          floor: float | None = None) -> None:
+    """Shade mean ± std (clipped at ``floor`` for quantities that cannot go below it)."""
     if std is None:
         return
     mean, std = np.asarray(mean, dtype=float), np.asarray(std, dtype=float)
     if np.all(np.isnan(std)):
         return
-    ax.fill_between(x, mean - std, mean + std, alpha=0.15, color=color, lw=0)
+    low = mean - std if floor is None else np.maximum(mean - std, floor)
+    ax.fill_between(x, low, mean + std, alpha=0.15, color=color, lw=0, label=label)
 
 
 def format_duration(seconds: float) -> str:

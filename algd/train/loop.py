@@ -529,6 +529,8 @@ class Trainer:
             self.run_dir, self.cost_limit, title=f"{self.cfg.algo} on {self.cfg.env} "
             f"(seed {self.cfg.seed})", trajectories=trajectories, costs=costs,
             draw_arena=self.task.draw_arena, position=self.task.position,
+            discounted_cost=self.task.budget == "discounted", eval_episodes=self.cfg.eval_episodes,
+            threshold=self.threshold,
         )
 
     def _write_summary(self, ev: EvalResult, plot: Path | None = None) -> dict[str, Any]:
