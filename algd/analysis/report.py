@@ -62,6 +62,7 @@ class ReportRow:
     violations_low: float
     violations_high: float
     seed_list: str
+    train_episodes: float = math.nan  #: training episodes per seed (mean over seeds)
 
 
 def constraint_verdict(cost: Estimate, limit: float) -> str:
@@ -94,6 +95,8 @@ def build_report(
             violations = (v_est.value, v_est.low, v_est.high)
         else:  # runs written before the column existed
             violations = (math.nan, math.nan, math.nan)
+        episodes = float(np.mean([np.nansum(r.metrics["train_episodes"]) for r in g.runs])) \
+            if all("train_episodes" in r.metrics for r in g.runs) else math.nan
         steps = min(int(r.env_steps[-1]) for r in g.runs)
         steps_max = max(int(r.env_steps[-1]) for r in g.runs)
         T = g.runs[0].episode_length
@@ -110,7 +113,7 @@ def build_report(
             train_cost_budget=allowance,
             violations_iqm=violations[0], violations_low=violations[1],
             violations_high=violations[2],
-            seed_list=" ".join(str(s) for s in g.seeds),
+            seed_list=" ".join(str(s) for s in g.seeds), train_episodes=episodes,
         ))
     return rows
 
@@ -130,6 +133,10 @@ def _ci(value: float, low: float, high: float, digits: int = 2) -> str:
     return f"{_num(value, digits)} [{_num(low, digits)}, {_num(high, digits)}]"
 
 
+def _of(total: float) -> str:
+    return "" if not math.isfinite(total) else f" of {total:.0f}"
+
+
 def to_markdown(rows: Sequence[ReportRow], *, last: int = 1) -> str:
     """One Markdown table per task, with the definitions of its columns under it."""
     out = io.StringIO()
@@ -141,7 +148,8 @@ def to_markdown(rows: Sequence[ReportRow], *, last: int = 1) -> str:
         kind = "discounted episode cost" if kinds == {"discounted"} else "cost per episode"
         out.write(f"## {task}: cost limit {', '.join(f'{x:g}' for x in limits)} ({kind})\n\n")
         out.write("| algorithm | seeds | env steps | final return | final cost | within limit "
-                  "| constraint | training cost | budget | violating training episodes |\n")
+                  "| constraint | training cost | training-cost budget "
+                  "| violating training episodes |\n")
         out.write("|---|---:|---:|---|---|---:|---|---|---:|---|\n")
         for r in task_rows:
             out.write(
@@ -151,16 +159,18 @@ def to_markdown(rows: Sequence[ReportRow], *, last: int = 1) -> str:
                 f"| {r.within_limit}/{r.seeds} | {r.constraint} "
                 f"| {_ci(r.train_cost_iqm, r.train_cost_low, r.train_cost_high, 1)} "
                 f"| {_num(r.train_cost_budget, 0)} "
-                f"| {_ci(r.violations_iqm, r.violations_low, r.violations_high, 1)} |\n"
+                f"| {_ci(r.violations_iqm, r.violations_low, r.violations_high, 1)}"
+                f"{_of(r.train_episodes)} |\n"
             )
         out.write(
             f"\nFinal = {final} of each seed (each evaluation averages its episodes). "
-            "Values are the interquartile mean over seeds [95% stratified-bootstrap CI]. "
+            "Values are the interquartile mean over seeds [95% stratified-bootstrap CI; with "
+            "fewer than 5 seeds it is little more than the seeds' range]. "
             "*constraint*: holds if the cost CI lies at or below the limit, violated if above, "
             "unclear if it straddles it. *training cost*: cost paid by the behaviour policy over "
-            "all training steps; *budget*: the same if every training episode had spent exactly "
-            "its limit; *violating training episodes*: training episodes whose cost exceeded the "
-            "limit.\n\n"
+            "all training steps; *training-cost budget*: the same if every training episode had "
+            "spent exactly its limit; *violating training episodes*: training episodes whose "
+            "cost exceeded the limit, of all training episodes (mean per seed).\n\n"
         )
     return out.getvalue()
 
