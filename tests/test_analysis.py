@@ -113,6 +113,9 @@ def test_report_matches_the_metrics_files(sweep, tmp_path, capsys):
     assert float(r["return_high"]) <= finals.max() + 1e-9
     assert int(r["within_limit"]) == int(np.sum(costs <= 2.0)) and int(r["seeds"]) == 3
     assert float(r["train_cost_budget"]) == pytest.approx(2.0 * 200 / 50)
+    episodes = np.mean([col(d, "train_episodes").sum() for d in dirs])
+    assert float(r["train_episodes"]) == pytest.approx(episodes) and episodes == 4  # 200 / 50
+    assert f"of {episodes:.0f} |" in text
     one = rows["algd-vesde (rho=4)"]  # a single seed: a value, no interval
     assert one["seeds"] == "1" and one["return_low"] == "nan"
     assert "(1 seed)" in text
