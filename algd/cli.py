@@ -144,6 +144,11 @@ def resolve_train_args(argv: Sequence[str]) -> tuple[TrainConfig, Any]:
     algo_cfg = spec.make_config({k: v for k, v in merged.items() if k in algo_names})
     train_cfg.validate()
     algo_cfg.validate()
+    ignored = algo_cfg.ignored_fields() if hasattr(algo_cfg, "ignored_fields") else []
+    if ignored:  # e.g. --sigma-max given to the DDPM variant: accepted, but has no effect
+        flags = ", ".join(f"--{name.replace('_', '-')}" for name in ignored)
+        print(f"note: {algo_name} does not use {flags} (another variant's setting); it has no "
+              "effect on this run", file=sys.stderr)
     return train_cfg, algo_cfg
 
 

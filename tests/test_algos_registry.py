@@ -162,3 +162,17 @@ def test_register_rejects_a_config_without_the_discounts():
     with pytest.raises(TypeError, match="must be a dataclass"):
         register_algo(AlgoSpec("not-a-dataclass", SACLag, dict))
     assert "no-discounts" not in {s.name for s in list_algos()}
+
+
+def test_other_variants_settings_are_named_as_unused(capsys):
+    """--sigma-max means nothing to the DDPM chain, --guidance-scale nothing to the VE one: the
+    run is accepted (a sweep may grid over them) and the note says so."""
+    _, cfg = resolve_train_args(["--algo", "algd-ddpm", "--sigma-max", "2"])
+    assert cfg.ignored_fields() == ["sigma_max"]
+    assert "algd-ddpm does not use --sigma-max" in capsys.readouterr().err
+    _, cfg = resolve_train_args(["--algo", "lgd-vesde", "--guidance-scale", "0.1",
+                                 "--sigma-max", "2"])
+    assert cfg.ignored_fields() == ["guidance_scale"]
+    capsys.readouterr()
+    _, cfg = resolve_train_args(["--algo", "algd-vesde"])
+    assert cfg.ignored_fields() == [] and "does not use" not in capsys.readouterr().err

@@ -97,3 +97,15 @@ def test_policy_actions_in_box_and_recorded_points(variant):
     # chains are differentiable end to end
     chain.action.sum().backward()
     assert pol.net.score_head.weight.grad is not None
+
+
+@pytest.mark.parametrize("steps", [1, 2, 5])
+def test_ve_chain_starts_from_the_configured_sigma_max_for_every_k(steps):
+    """Spec §2.3: x ~ N(0, σ_max² I) whatever K; with K = 1 the schedule's only level is σ_min,
+    which the start once took (a chain starting at N(0, 0.01²))."""
+    pol = DiffusionPolicy(3, 2, -torch.ones(2), torch.ones(2), steps=steps, hidden=8,
+                          sigma_max=0.7)
+    assert pol.start_std == pytest.approx(0.7)
+    ddpm = DiffusionPolicy(3, 2, -torch.ones(2), torch.ones(2), variant="ddpm", steps=steps,
+                           hidden=8)
+    assert ddpm.start_std == 1.0

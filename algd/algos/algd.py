@@ -25,6 +25,7 @@ Deliberate differences from the reference code are listed in ``docs/reference_di
 from __future__ import annotations
 
 import copy
+import dataclasses
 from dataclasses import dataclass
 from typing import Literal
 
@@ -117,6 +118,15 @@ class ALGDConfig:
     """DDPM: weight of the score-head guidance added to the posterior mean"""
     guidance_normalize: bool = True
     """DDPM: normalise the guidance vector to unit length"""
+
+    def ignored_fields(self) -> list[str]:
+        """Fields set away from their defaults that this config's variant does not read (the
+        other variant's schedule and guidance): ``algd train`` names them in a note."""
+        other = {"vesde": ("ddpm_beta_min", "ddpm_beta_max", "guidance_scale",
+                           "guidance_normalize"),
+                 "ddpm": ("sigma_min", "sigma_max")}[self.variant]
+        defaults = {f.name: f.default for f in dataclasses.fields(self)}
+        return [name for name in other if getattr(self, name) != defaults[name]]
 
     def validate(self) -> None:
         positive(self, "diffusion_steps", "policy_hidden", "policy_layers", "time_embedding_dim",

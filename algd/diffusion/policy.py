@@ -75,8 +75,9 @@ class DiffusionPolicy(nn.Module):
         self.register_buffer("action_bias", (high + low) / 2.0)
         self.guidance_scale = guidance_scale
         self.guidance_normalize = guidance_normalize
-        # start of the stochastic chain: N(0, σ_max² I) (VE) or N(0, I) (DDPM)
-        self.start_std = self.schedule.sigma_max if isinstance(self.schedule, VESchedule) else 1.0
+        # start of the stochastic chain: N(0, σ_max² I) (VE, spec §2.3; σ_max as configured, not
+        # the schedule's top level, which is σ_min when K = 1) or N(0, I) (DDPM)
+        self.start_std = float(sigma_max) if variant == "vesde" else 1.0
 
     @property
     def steps(self) -> int:
