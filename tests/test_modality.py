@@ -116,3 +116,21 @@ def test_modality_command_compares_runs_on_the_same_states(runs, tmp_path, capsy
     assert json.loads((tmp_path / "r.json").read_text())["reference"] == str(runs["sac-auglag"])
     assert main(["modality", str(runs["algd-vesde"]), "--samples", "1"]) == 2
     assert "samples >= 2" in capsys.readouterr().err
+
+
+def test_several_seeds_of_an_algorithm_get_one_summary_line():
+    from algd.analysis.modality import format_modality
+
+    obs = np.array([[1.0], [2.0], [-1.0], [0.5]], dtype=np.float32)  # 3 bimodal states of 4
+    states = BoundaryStates(obs, np.zeros(4), "ref", 4)
+    rates = []
+    for seed, flip in ((0, 1.0), (1, -1.0)):  # the second "seed" is bimodal on 1 state of 4
+        run = SimpleNamespace(agent=MixturePolicy(), run_dir=f"s{seed}",
+                              train_cfg=SimpleNamespace(algo="mixture"))
+        rates.append(modality_rate(run, BoundaryStates(flip * obs, np.zeros(4), "ref", 4),
+                                   samples=128, seed=seed))
+    assert [r.rate for r in rates] == [0.75, 0.25]
+    text = format_modality(states, rates)
+    summary = text.split("over seeds")[1].splitlines()[1]
+    assert summary.split()[:4] == ["mixture", "2", "50%", "25%–75%"]
+    assert "over seeds" not in format_modality(states, rates[:1])

@@ -163,6 +163,17 @@ def format_modality(chosen: BoundaryStates, rates: Sequence[ModalityRate]) -> st
     for r in rates:
         lines.append(f"{r.algo:12s} {f'{r.multimodal}/{len(r.per_state)}':>12s} {r.rate:6.0%} "
                      f"{r.median_ratio:13.2f} {r.control_rate:17.0%}  {r.run}")
+    by_algo: dict[str, list[ModalityRate]] = {}
+    for r in rates:
+        by_algo.setdefault(r.algo, []).append(r)
+    if any(len(rs) > 1 for rs in by_algo.values()):  # several seeds: one line per algorithm
+        lines += ["", f"{'over seeds':12s} {'runs':>12s} {'rate':>6s} {'(min–max)':>13s} "
+                      f"{'control rate':>17s}"]
+        for algo, rs in by_algo.items():
+            r_rates = [r.rate for r in rs]
+            lines.append(f"{algo:12s} {len(rs):12d} {np.mean(r_rates):6.0%} "
+                         f"{f'{min(r_rates):.0%}–{max(r_rates):.0%}':>13s} "
+                         f"{np.mean([r.control_rate for r in rs]):17.0%}")
     lines += ["", "multimodal: 2-means, both clusters ≥ 15 % of the samples and centre distance "
               "> 1.75 × spread (the ratio).",
               "control rate: the rate of the same test on a Gaussian with each state's sample mean "
