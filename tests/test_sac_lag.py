@@ -222,3 +222,41 @@ def test_state_dict_round_trip_continues_identically(name):
         assert da[k].device.type == "cpu" and da[k].dim() == 0 and not da[k].requires_grad
         torch.testing.assert_close(da[k], db[k])
     assert all(torch.equal(x, y) for x, y in zip(snapshot(a), snapshot(b)))
+
+
+def test_a_subclass_plugs_its_own_multiplier_rule_in():
+    """`build_multiplier` is the extension point: the new rule is used by the update, its state
+    travels with the agent's state_dict, and no unused built-in rule is built."""
+    from algd.lagrangian import LogMultiplier, Multiplier
+
+    class Integral(Multiplier):
+        def __init__(self, ki):
+            super().__init__()
+            self.ki = ki
+            self.register_buffer("total", torch.zeros(()))
+
+        @property
+        def value(self):
+            return (self.ki * self.total).clamp(min=0.0)
+
+        @torch.no_grad()
+        def update(self, cost_estimate, threshold):
+            self.total.add_(cost_estimate.detach() - threshold)
+            return self.value
+
+    class SACIntegral(SACLag):
+        def build_multiplier(self, cfg):
+            return Integral(ki=0.5)
+
+    cfg = get_algo("sac-lag").make_config({"actor_hidden": (16, 16), "critic_hidden": (16, 16)})
+    agent = SACIntegral(INFO, cfg, torch.device("cpu"))
+    assert isinstance(agent.multiplier, Integral)
+    assert not any(isinstance(m, LogMultiplier) and m is not agent.temperature
+                   for m in agent.modules())
+    set_constant_outputs(agent.critic, [0.0, 0.0, 3.0])  # Q̄c = 3, h = 1: Σ grows by 2 per step
+    agent.update_actor(make_batch())
+    agent.update_actor(make_batch())
+    assert agent.lagrange_multiplier.item() == pytest.approx(0.5 * 4.0)
+    again = SACIntegral(INFO, cfg, torch.device("cpu"))
+    again.load_state_dict(agent.state_dict())
+    assert again.lagrange_multiplier.item() == pytest.approx(2.0)

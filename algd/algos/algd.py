@@ -39,7 +39,7 @@ from algd.config import ConfigError, in_range, non_negative, positive
 from algd.diffusion.policy import DiffusionPolicy
 from algd.diffusion.score_target import mc_score_target
 from algd.lagrangian.energy import EnergyKind, energy, ucb_cost
-from algd.lagrangian.multiplier import MultiplierRule, make_multiplier
+from algd.lagrangian.multiplier import Multiplier, MultiplierRule, make_multiplier
 from algd.nets.critics import CriticBank
 
 
@@ -172,7 +172,7 @@ class ALGD(Agent):
             cost_members=cfg.cost_ensemble_size,
         )
         self.critic_target = copy.deepcopy(self.critic).requires_grad_(False)
-        self.multiplier = make_multiplier(cfg.multiplier, cfg.lambda_init, cfg.lambda_lr)
+        self.multiplier = self.build_multiplier(cfg)
         self.to(device)  # moves parameters in place: optimisers built earlier stay valid
         self.optimizers = {
             "critic": adam(self.critic.parameters(), cfg.critic_lr),
@@ -228,6 +228,11 @@ class ALGD(Agent):
     @torch.no_grad()
     def act(self, obs: Tensor, deterministic: bool = False) -> Tensor:
         return self.policy.sample(obs, deterministic=deterministic).action
+
+    def build_multiplier(self, cfg: ALGDConfig) -> Multiplier:
+        """The λ rule (``--multiplier``); a subclass overrides this to use its own
+        :class:`~algd.lagrangian.multiplier.Multiplier`."""
+        return make_multiplier(cfg.multiplier, cfg.lambda_init, cfg.lambda_lr)
 
     @property
     def lagrange_multiplier(self) -> Tensor:

@@ -45,7 +45,12 @@ from algd.algos.td import critic_td_step
 from algd.buffers.replay import Batch
 from algd.config import ConfigError, in_range, non_negative, positive
 from algd.lagrangian.energy import ucb_cost
-from algd.lagrangian.multiplier import LogMultiplier, MultiplierRule, make_multiplier
+from algd.lagrangian.multiplier import (
+    LogMultiplier,
+    Multiplier,
+    MultiplierRule,
+    make_multiplier,
+)
 from algd.lagrangian.rectification import al_cost_weight
 from algd.nets.critics import CriticBank
 from algd.nets.tanh_gaussian import TanhGaussianActor
@@ -124,7 +129,7 @@ class SACLag(Agent):
         self.critic = CriticBank(env.obs_dim, env.act_dim, tuple(cfg.critic_hidden),
                                  reward_members=2, cost_members=cfg.cost_ensemble_size)
         self.critic_target = copy.deepcopy(self.critic).requires_grad_(False)
-        self.multiplier = make_multiplier(cfg.multiplier, cfg.lambda_init, cfg.lambda_lr)
+        self.multiplier = self.build_multiplier(cfg)
         self.temperature = LogMultiplier(cfg.alpha_init, cfg.alpha_lr)  # α = exp(log α)
         self.target_entropy = (-float(env.act_dim) if cfg.target_entropy is None
                                else float(cfg.target_entropy))
@@ -144,6 +149,11 @@ class SACLag(Agent):
     @property
     def update_period(self) -> int:
         return self.cfg.target_update_every  # Polyak averaging is the only periodic branch
+
+    def build_multiplier(self, cfg: SACLagConfig) -> Multiplier:
+        """The λ rule (``--multiplier``); a subclass overrides this to use its own
+        :class:`~algd.lagrangian.multiplier.Multiplier`."""
+        return make_multiplier(cfg.multiplier, cfg.lambda_init, cfg.lambda_lr)
 
     @property
     def lagrange_multiplier(self) -> Tensor:

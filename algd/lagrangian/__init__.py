@@ -7,13 +7,19 @@ from algd.lagrangian.energy import (
     lagrangian_energy,
     ucb_cost,
 )
-from algd.lagrangian.multiplier import LogMultiplier, ProjectedMultiplier, make_multiplier
+from algd.lagrangian.multiplier import (
+    LogMultiplier,
+    Multiplier,
+    ProjectedMultiplier,
+    make_multiplier,
+)
 from algd.lagrangian.rectification import al_cost_weight
 from algd.lagrangian.threshold import critic_threshold, episode_budget_to_threshold
 
 __all__ = [
     "EnergyKind",
     "LogMultiplier",
+    "Multiplier",
     "ProjectedMultiplier",
     "al_cost_weight",
     "augmented_lagrangian_energy",

@@ -7,12 +7,15 @@
 * :class:`ProjectedMultiplier` — plain projected gradient ascent ``λ ← [λ + η (mean Q̄c − h)]₊``,
   the textbook dual step (the classical augmented-Lagrangian update is the case η = ρ; spec §4.4).
 
-Both keep their state on the device and never read it back to the host inside an update.
+Both keep their state on the device and never read it back to the host inside an update. A new
+rule subclasses :class:`Multiplier`; an agent builds its rule in ``build_multiplier`` (see
+``algd/algos/sac_lag.py``), which a subclass overrides to plug the new rule in.
 """
 
 from __future__ import annotations
 
 import math
+from abc import ABC, abstractmethod
 from typing import Literal
 
 import torch
@@ -23,7 +26,26 @@ from algd.nets.optim import load_optimizer_state
 MultiplierRule = Literal["log-adam", "projected"]
 
 
-class LogMultiplier(nn.Module):
+class Multiplier(nn.Module, ABC):
+    """A Lagrange-multiplier rule: what the constrained agents need from one.
+
+    Its state must live in parameters, buffers or ``get_extra_state`` (so checkpoints and exact
+    resume carry it), on the agent's device, and ``update`` must not read it back to the host
+    (CUDA graphs replay the update).
+    """
+
+    @property
+    @abstractmethod
+    def value(self) -> Tensor:
+        """Current λ ≥ 0 (detached 0-dim tensor): the constant the policy step uses."""
+
+    @abstractmethod
+    def update(self, cost_estimate: Tensor, threshold: float) -> Tensor:
+        """One dual step from the batch-mean conservative cost ``cost_estimate`` (0-dim) against
+        the threshold h; returns a 0-dim diagnostic (the rule's loss)."""
+
+
+class LogMultiplier(Multiplier):
     """λ = exp(ℓ) updated by Adam on ℓ (spec §4.1)."""
 
     def __init__(self, init: float = 0.6931, lr: float = 3e-4) -> None:
@@ -55,7 +77,7 @@ class LogMultiplier(nn.Module):
         return loss.detach()
 
 
-class ProjectedMultiplier(nn.Module):
+class ProjectedMultiplier(Multiplier):
     """λ ← max(0, λ + η (Q̄c − h)) (spec §4.4)."""
 
     lam: Tensor  #: registered buffer (saved with the state_dict)
@@ -78,7 +100,8 @@ class ProjectedMultiplier(nn.Module):
         return -self.lam * violation
 
 
-def make_multiplier(rule: MultiplierRule, init: float, lr: float) -> LogMultiplier | ProjectedMultiplier:
+def make_multiplier(rule: MultiplierRule, init: float, lr: float) -> Multiplier:
+    """The built-in rule named ``rule`` (``--multiplier``)."""
     if rule == "log-adam":
         return LogMultiplier(init, lr)
     if rule == "projected":
