@@ -104,7 +104,6 @@ def plot_comparison(
                 _draw_budget_allowance(ax, task_groups)
             ax.set(title=f"{task}: {title}", xlabel="environment steps", ylabel=ylabel)
             ax.grid(alpha=0.25)
-        axes[row, 0].legend(fontsize=8, loc="best")
     seeds = {len(g.runs) for g in groups}
     if min(seeds) >= CI_MIN_SEEDS:
         sub = "mean over seeds; band: 95% bootstrap CI of the mean"
@@ -122,8 +121,22 @@ def plot_comparison(
             "the union of their steps"
     if "truncated" in notes:
         sub += " (cut at the shortest run)"
-    fig.suptitle(f"Learning curves ({sub})", fontsize=10)
-    fig.tight_layout()
+    import textwrap
+
+    # wrapped to the figure's width (≈ 13 characters per inch at 10 pt), never cut off
+    fig.suptitle(textwrap.fill(f"Learning curves ({sub})", width=13 * 15), fontsize=10)
+    # the groups' legend under the panels, where long setting labels cover no data
+    handles, labels = [], []
+    for ax in axes[:, 0]:
+        for h, lab in zip(*ax.get_legend_handles_labels()):
+            if lab not in labels:
+                handles.append(h)
+                labels.append(lab)
+    ncol = 3 if max((len(lab) for lab in labels), default=0) <= 45 else 2
+    legend_rows = -(-len(labels) // ncol)
+    height = fig.get_figheight()
+    fig.legend(handles, labels, loc="lower center", ncol=ncol, fontsize=8, frameon=False)
+    fig.tight_layout(rect=(0, (0.22 * legend_rows + 0.1) / height, 1, 1))
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     png = out if out.suffix.lower() == ".png" else out.with_suffix(".png")
