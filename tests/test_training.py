@@ -189,6 +189,8 @@ def test_load_run_restores_the_trained_agent(tmp_path):
     env = loaded.task.make(1)
     trainer_agent = load_run(res.run_dir).agent
     np.testing.assert_array_equal(loaded.agent.act_np(obs, True), trainer_agent.act_np(obs, True))
+    # the run hands back the agent it trained: the same policy as the one reloaded
+    np.testing.assert_array_equal(res.agent.act_np(obs, True), loaded.agent.act_np(obs, True))
     # one observation in, one action out; a wrong size is named
     one = loaded.agent.act_np(obs[0], True)
     assert one.shape == (loaded.agent.env_info.act_dim,)

@@ -84,9 +84,12 @@ class NonFiniteError(RuntimeError):
 
 @dataclass
 class RunResult:
+    """What :meth:`Trainer.run`, :func:`train` and :func:`resume_run` return."""
+
     run_dir: Path
-    summary: dict[str, Any]
+    summary: dict[str, Any]  #: also in run_dir/summary.json
     final_eval: EvalResult
+    agent: Agent  #: the trained agent, ready to ``act_np`` (also reloadable by ``load_run``)
 
 
 def default_run_dir(cfg: TrainConfig) -> Path:
@@ -239,7 +242,7 @@ class Trainer:
         final_eval = self._last_eval if hasattr(self, "_last_eval") else self._evaluate()
         plot = self._plot() if self.cfg.plot else None
         summary = self._write_summary(final_eval, plot)
-        return RunResult(self.run_dir, summary, final_eval)
+        return RunResult(self.run_dir, summary, final_eval, self.agent)
 
     # -- pieces ---------------------------------------------------------------------------------
     def _collect(self, obs: np.ndarray) -> np.ndarray:
