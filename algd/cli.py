@@ -372,10 +372,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except OSError as exc:  # a file that cannot be read or written (full disk, no permission)
         where = f" {exc.filename}" if exc.filename else ""
         if isinstance(exc, (FileExistsError, NotADirectoryError)):
-            why = "a file is in the way of a directory in that path; choose another output path"
+            what, why = "write", ("a file is in the way of a directory in that path; choose "
+                                  "another output path")
         else:
-            why = exc.strerror or str(exc)
-        print(f"algd: error: cannot write{where}: {why}", file=sys.stderr)
+            what, why = "access", exc.strerror or str(exc)
+        print(f"algd: error: cannot {what}{where}: {why}", file=sys.stderr)
         return 2
 
 
