@@ -30,13 +30,13 @@ T = TypeVar("T")
 
 
 MAX_UTD = 1_000.0
+"""largest accepted update-to-data ratio: beyond it a run would do nothing but update (and a float
+like 1e30 would never drain the update credit, so the run would hang)"""
 
 #: TrainConfig fields a resumed run may change (everything else must match the run's config.json:
 #: anything else would make it another run)
 RESUMABLE_OVERRIDES = ("steps", "progress", "device", "torch_threads", "plot", "checkpoint_every",
                        "compile", "cuda_graph")
-"""largest accepted update-to-data ratio: beyond it a run would do nothing but update (and a float
-like 1e30 would never drain the update credit, so the run would hang)"""
 
 
 class ConfigError(ValueError):
