@@ -13,6 +13,7 @@ average, and never the cumulative training cost (an average of a running sum is 
 
 from __future__ import annotations
 
+import textwrap
 from pathlib import Path
 from typing import Sequence
 
@@ -121,8 +122,6 @@ def plot_comparison(
             "the union of their steps"
     if "truncated" in notes:
         sub += " (cut at the shortest run)"
-    import textwrap
-
     # wrapped to the figure's width (≈ 13 characters per inch at 10 pt), never cut off
     fig.suptitle(textwrap.fill(f"Learning curves ({sub})", width=13 * 15), fontsize=10)
     # the groups' legend under the panels, where long setting labels cover no data

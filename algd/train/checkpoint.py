@@ -79,8 +79,8 @@ def read_config(run_dir: Path) -> dict[str, Any]:
 
 def _trained_without_checkpoints(run_dir: Path) -> bool:
     try:
-        return json.loads((run_dir / "config.json").read_text())["train"]["checkpoint"] is False
-    except (OSError, ValueError, KeyError, TypeError):
+        return read_config(run_dir)["train"]["checkpoint"] is False
+    except (CheckpointError, KeyError, TypeError):
         return False
 
 

@@ -186,12 +186,13 @@ class Trainer:
         """
         self.run_dir = Path(run_dir)
         state = read_checkpoint(self.run_dir / CHECKPOINT_NAME)
-        self._restore(state)
-        if steps_requested and self.env_steps > self.cfg.steps:
+        done = int(state["trainer"]["env_steps"])
+        if steps_requested and done > self.cfg.steps:  # refused before anything is restored
             raise ConfigError(
-                f"the run in {self.run_dir} is already at {self.env_steps} environment steps; "
+                f"the run in {self.run_dir} is already at {done} environment steps; "
                 f"--steps {self.cfg.steps} would not extend it (nothing was written)"
             )
+        self._restore(state)
         self._open_logger(keep_rows=state["trainer"]["rows_logged"])
         self.rows = _rows_as_dicts(self.run_dir / "metrics.csv")
         if self.env_steps >= self.cfg.steps:  # nothing left to do: just finish the files
