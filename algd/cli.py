@@ -223,10 +223,24 @@ def cmd_train(argv: Sequence[str]) -> int:
         f"  untrained policy: return {s['initial_return']:.2f}, {kind}cost "
         f"{s['initial_cost']:.2f}; "
         f"final λ = {s['final_lambda']:.3g}\n"
+        + _best_line(s) +
         f"  run directory: {res.run_dir}\n"
         + (f"  learning curves: {s['plot']}\n" if s.get("plot") else "")
     )
     return 0
+
+
+def _best_line(s: dict) -> str:
+    """The summary's line on best.pt (none with --keep-best false)."""
+    if "best" not in s:
+        return ""
+    best = s["best"]
+    if best is None:
+        return "  no evaluation met the cost limit, so there is no best.pt\n"
+    if best["env_steps"] == s["env_steps"]:
+        return "  best evaluation within the limit: the final one (saved as best.pt)\n"
+    return (f"  best evaluation within the limit: return {best['return']:.2f}, cost "
+            f"{best['cost']:.2f} at step {best['env_steps']} (saved as best.pt)\n")
 
 
 def cmd_sweep(argv: Sequence[str]) -> int:
@@ -314,8 +328,12 @@ def cmd_video(argv: Sequence[str]) -> int:
     p.add_argument("--seed", type=seed_arg, default=0, help="reset seed of the first episode")
     p.add_argument("--deterministic", action="store_true",
                    help="use the zero-start, noise-free chain instead of the policy's sampler")
+    p.add_argument("--checkpoint", choices=("last", "best"), default="last",
+                   help="last: checkpoint.pt (default); best: best.pt, the best training "
+                   "evaluation within the cost limit")
     a = p.parse_args(argv)
-    res = record_video(a.run_dir, a.out, a.episodes, a.max_steps, a.seed, a.deterministic)
+    res = record_video(a.run_dir, a.out, a.episodes, a.max_steps, a.seed, a.deterministic,
+                       a.checkpoint)
     for i, (r, c) in enumerate(zip(res.returns, res.costs)):
         print(f"episode {i}: return {r:.2f}, cost {c:.2f}")
     print(f"wrote {res.frames} frames to {res.path}")

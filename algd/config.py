@@ -100,6 +100,10 @@ class TrainConfig:
     """write checkpoint.pt (every checkpoint_every steps, on SIGINT/SIGTERM, and at the end)"""
     checkpoint_every: int = 10_000
     """environment steps between periodic checkpoints (0: only on signals and at the end)"""
+    keep_best: bool = True
+    """also keep best.pt: the policy of the evaluation with the highest return among those whose
+    mean cost met the limit, rewritten whenever a later evaluation beats it (`algd eval RUN
+    --checkpoint best` re-evaluates it on fresh episodes)"""
     plot: bool = True
     """draw learning curves (and, on 2-D tasks, sampled paths of the final policy) to curves.png"""
 

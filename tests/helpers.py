@@ -3,9 +3,12 @@
 import csv
 from pathlib import Path
 
+import torch
+
 from algd.algos import get_algo
 from algd.config import TrainConfig
 from algd.train import Trainer
+from algd.train.checkpoint import BEST_NAME, read_checkpoint
 from algd.train.loop import resume_run
 
 #: columns that measure the machine, not the run: left out when runs are compared
@@ -16,6 +19,24 @@ def metrics(run_dir):
     """The rows of a run's metrics.csv without the timing columns."""
     with open(Path(run_dir) / "metrics.csv") as f:
         return [{k: v for k, v in r.items() if k not in TIMING} for r in csv.DictReader(f)]
+
+
+def same_tensors(a, b):
+    """Nested state dicts hold equal tensors and equal everything else."""
+    if isinstance(a, torch.Tensor):
+        return isinstance(b, torch.Tensor) and torch.equal(a, b)
+    if isinstance(a, dict):
+        return isinstance(b, dict) and a.keys() == b.keys() and all(
+            same_tensors(a[k], b[k]) for k in a)
+    if isinstance(a, (list, tuple)):
+        return len(a) == len(b) and all(same_tensors(x, y) for x, y in zip(a, b))
+    return a == b
+
+
+def same_best(run_a, run_b):
+    """Both runs kept the same best.pt: the same evaluation and the same weights."""
+    a, b = read_checkpoint(Path(run_a) / BEST_NAME), read_checkpoint(Path(run_b) / BEST_NAME)
+    return a["best"] == b["best"] and same_tensors(a["agent"], b["agent"])
 
 
 def stopped_run_equals_uninterrupted(tmp_path, env, stop_at, steps, **train):

@@ -13,7 +13,7 @@ import gymnasium as gym
 import numpy as np
 import pytest
 import torch
-from helpers import metrics
+from helpers import metrics, same_best
 
 from algd.algos import get_algo
 from algd.cli import main
@@ -49,6 +49,7 @@ def test_stop_and_extend_equals_uninterrupted_run(tmp_path, reference):
     train_run(run_dir, steps=300)
     resume_run(run_dir, {"steps": 600})
     assert metrics(run_dir) == metrics(reference)
+    assert same_best(run_dir, reference)
     assert load_run(run_dir).env_steps == 600
 
 
@@ -105,6 +106,7 @@ def test_sigkill_loses_at_most_one_interval_and_resume_is_exact(tmp_path, refere
     assert saved % 150 == 0 and int(lines[-1][0]) - saved < 150 + 100  # ≤ one interval lost
     assert main(["train", "--resume", str(out)]) == 0
     assert metrics(out) == metrics(reference)
+    assert same_best(out, reference)  # a best.pt written after the checkpoint is not kept
 
 
 def test_resume_refuses_config_changes_and_bad_checkpoints(tmp_path, capsys):

@@ -33,8 +33,13 @@ def cmd_eval(argv: Sequence[str]) -> int:
     p.add_argument("--seed", type=seed_arg, default=None,
                    help="seed of the start states (default: fixed per run, different from the "
                    "states training evaluated on)")
+    p.add_argument("--checkpoint", choices=("last", "best"), default="last",
+                   help="last: checkpoint.pt, the end of training (default; writes eval.json); "
+                   "best: best.pt, the training evaluation with the highest return within the "
+                   "cost limit (writes eval_best.json)")
     a = p.parse_args(argv)
-    print(format_eval(evaluate_run(a.run_dir, a.episodes, device=a.device, seed=a.seed)))
+    print(format_eval(evaluate_run(a.run_dir, a.episodes, device=a.device, seed=a.seed,
+                                   checkpoint=a.checkpoint)))
     return 0
 
 

@@ -21,11 +21,13 @@ import numpy as np
 import torch
 
 from algd.config import ConfigError
-from algd.train.checkpoint import LoadedRun, load_run
+from algd.train.checkpoint import LoadedRun, checkpoint_file, load_run
 from algd.train.evaluate import EvalResult, eval_env_count, evaluate
 from algd.train.seeding import SeedStreams
 
 EVAL_FILE = "eval.json"
+#: where ``algd eval --checkpoint best`` writes (eval.json keeps the last checkpoint's numbers)
+EVAL_BEST_FILE = "eval_best.json"
 
 
 def default_eval_seed(run_seed: int) -> int:
@@ -75,6 +77,7 @@ def evaluate_run(
     device: str = "cpu",
     seed: int | None = None,
     write: bool = True,
+    checkpoint: str = "last",
 ) -> dict[str, Any]:
     """Evaluate a run directory's checkpoint and (by default) write ``eval.json`` into it.
 
@@ -83,11 +86,13 @@ def evaluate_run(
         episodes: episodes per sampling mode.
         device: where to run the agent (a GPU-trained run loads on ``cpu``).
         seed: start-state seed (default :func:`default_eval_seed` of the run's seed).
-        write: write ``eval.json``.
+        write: write ``eval.json`` (``eval_best.json`` for the best checkpoint).
+        checkpoint: ``last`` (``checkpoint.pt``) or ``best`` (``best.pt``: the best training
+            evaluation within the cost limit, re-measured here on held-out start states).
     """
     if episodes < 1:
         raise ConfigError(f"--episodes must be >= 1, got {episodes}")
-    run = load_run(run_dir, device)
+    run = load_run(run_dir, device, checkpoint_file(checkpoint))
     seed = default_eval_seed(run.train_cfg.seed) if seed is None else int(seed)
     modes = evaluate_loaded(run, episodes, seed)
     primary = "deterministic" if run.train_cfg.eval_deterministic else "stochastic"
@@ -96,6 +101,7 @@ def evaluate_run(
         "run_dir": str(run.run_dir),
         "algo": run.train_cfg.algo,
         "env": run.task.name,
+        "checkpoint": checkpoint_file(checkpoint),
         "checkpoint_env_steps": run.env_steps,
         "episodes": episodes,
         "seed": seed,
@@ -109,7 +115,7 @@ def evaluate_run(
         **modes,
     }
     if write:
-        path = Path(run_dir) / EVAL_FILE
+        path = Path(run_dir) / (EVAL_FILE if checkpoint == "last" else EVAL_BEST_FILE)
         tmp = path.with_suffix(".json.tmp")
         tmp.write_text(json.dumps(report, indent=2) + "\n")
         tmp.replace(path)
@@ -121,9 +127,9 @@ def format_eval(report: dict[str, Any]) -> str:
     """Human-readable summary of :func:`evaluate_run`'s result."""
     kind = "discounted cost" if report["cost_budget_kind"] == "discounted" else "cost"
     lines = [
-        f"{report['algo']} on {report['env']} (checkpoint at {report['checkpoint_env_steps']} "
-        f"env steps), {report['episodes']} episodes per sampler, seed {report['seed']}, "
-        f"λ = {report['lambda']:.3g}",
+        f"{report['algo']} on {report['env']} ({report.get('checkpoint', 'checkpoint.pt')} at "
+        f"{report['checkpoint_env_steps']} env steps), {report['episodes']} episodes per "
+        f"sampler, seed {report['seed']}, λ = {report['lambda']:.3g}",
         f"  {'sampler':14s} {'return':>17s} {kind:>17s}   episodes over the limit "
         f"{report['cost_limit']:g}",
     ]

@@ -22,7 +22,7 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 from algd.config import ConfigError
-from algd.train.checkpoint import load_run
+from algd.train.checkpoint import checkpoint_file, load_run
 
 
 class VideoUnavailableError(ConfigError):
@@ -66,8 +66,9 @@ def record_video(
     max_steps: int | None = None,
     seed: int = 0,
     deterministic: bool = False,
+    checkpoint: str = "last",
 ) -> VideoResult:
-    """Roll out the run's final policy and write the rendered frames to ``out``.
+    """Roll out the run's final (or best) policy and write the rendered frames to ``out``.
 
     Args:
         run_dir: a run directory with ``config.json`` and ``checkpoint.pt``.
@@ -76,6 +77,7 @@ def record_video(
         max_steps: stop each episode after this many steps (default: its natural end).
         seed: the first episode's reset seed (episode ``i`` uses ``seed + i``).
         deterministic: use the deterministic sampler, as evaluation does.
+        checkpoint: ``last`` (``checkpoint.pt``) or ``best`` (``best.pt``).
     """
     if episodes < 1:
         raise ConfigError(f"episodes must be >= 1, got {episodes}")
@@ -86,7 +88,7 @@ def record_video(
         except (ImportError, AttributeError) as exc:
             raise VideoUnavailableError(f"{HEADLESS_HELP} ({type(exc).__name__}: {exc})") \
                 from None
-    run = load_run(run_dir)
+    run = load_run(run_dir, checkpoint=checkpoint_file(checkpoint))
     if run.task.make_env is None:
         raise VideoUnavailableError(f"task {run.task.name} has no simulator view to render; "
                                     "its run directory's curves.png shows its paths")

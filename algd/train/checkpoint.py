@@ -26,6 +26,10 @@ from algd.train.seeding import resolve_device
 
 CHECKPOINT_FORMAT = 1
 CHECKPOINT_NAME = "checkpoint.pt"
+#: the best evaluation within the limit (``TrainConfig.keep_best``): agent weights only
+BEST_NAME = "best.pt"
+#: what ``--checkpoint`` of ``algd eval`` / ``algd video`` chooses between
+CHECKPOINT_FILES = {"last": CHECKPOINT_NAME, "best": BEST_NAME}
 
 
 class CheckpointError(ConfigError):
@@ -64,6 +68,14 @@ def atomic_write_text(path: Path, text: str) -> None:
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_text(text + "\n")
     tmp.replace(path)
+
+
+def checkpoint_file(which: str) -> str:
+    """The file of ``which`` checkpoint: ``last`` (the end of training) or ``best``."""
+    if which not in CHECKPOINT_FILES:
+        raise ConfigError(f"--checkpoint must be one of {', '.join(CHECKPOINT_FILES)}, got "
+                          f"{which!r}")
+    return CHECKPOINT_FILES[which]
 
 
 def read_config(run_dir: Path) -> dict[str, Any]:
@@ -117,9 +129,18 @@ def read_checkpoint(path: Path) -> dict[str, Any]:
 def load_run(
     run_dir: Path | str, device: str = "cpu", checkpoint: str = CHECKPOINT_NAME
 ) -> LoadedRun:
-    """Rebuild the agent of a run directory and load its checkpoint's weights."""
+    """Rebuild the agent of a run directory and load its checkpoint's weights.
+
+    ``checkpoint``: the file to load, :data:`CHECKPOINT_NAME` (the last state) or
+    :data:`BEST_NAME` (the best evaluation within the cost limit).
+    """
     run_dir = Path(run_dir)
     config = read_config(run_dir)
+    if checkpoint == BEST_NAME and not (run_dir / BEST_NAME).exists():
+        why = ("it was trained with --keep-best false"
+               if config.get("train", {}).get("keep_best") is False
+               else "none of its evaluations met the cost limit (or it predates best.pt)")
+        raise CheckpointError(f"{run_dir} has no {BEST_NAME}: {why}; use its last checkpoint")
     try:
         train_cfg = config_from_dict(TrainConfig, config["train"])
         spec = get_algo(train_cfg.algo)

@@ -19,6 +19,7 @@ an uninterrupted run when the environment state is saved.
 
 from __future__ import annotations
 
+import copy
 import json
 import math
 import random
@@ -50,6 +51,7 @@ from algd.envs.registry import TaskSpec, get_task
 from algd.envs.snapshot import EnvStateError
 from algd.lagrangian.threshold import critic_threshold
 from algd.train.checkpoint import (
+    BEST_NAME,
     CHECKPOINT_FORMAT,
     CHECKPOINT_NAME,
     CheckpointError,
@@ -157,6 +159,9 @@ class Trainer:
         self._obs: np.ndarray | None = None
         self._stop_signal: int | None = None
         self.rows: list[dict[str, Any]] = []
+        # the best evaluation within the limit so far: env_steps, return, cost and a CPU copy of
+        # the agent's state (what best.pt holds; the checkpoint carries it for exact resume)
+        self._best: dict[str, Any] | None = None
 
     # -- the run --------------------------------------------------------------------------------
     def run(self, run_dir: Path | str | None = None, *, keep: Sequence[str] = ()) -> RunResult:
@@ -175,7 +180,7 @@ class Trainer:
         self._write_config()
         self._open_logger()
         self._obs = self.env.reset(seed=self.seeds.env)
-        self._log_row(self._evaluate())  # the untrained policy, at step 0
+        self._track_best(self._log_row(self._evaluate()))  # the untrained policy, at step 0
         return self._loop()
 
     def resume(self, run_dir: Path | str, steps_requested: bool = False) -> RunResult:
@@ -218,6 +223,7 @@ class Trainer:
                     self._train()
                 if self.env_steps >= self._next_eval or self.env_steps >= cfg.steps:
                     row = self._log_row(self._evaluate())
+                    self._track_best(row)
                     self._next_eval += cfg.eval_every
                     bar.set_postfix_str(_postfix(row), refresh=False)
                 elif self._recent and self.env_steps % (50 * self.env.num_envs) == 0:
@@ -357,6 +363,33 @@ class Trainer:
         self.rows.append(row)
         return row
 
+    def _track_best(self, row: dict[str, Any]) -> None:
+        """Keep the agent of the highest-return evaluation whose mean cost met the limit (ties go
+        to the later one) in ``best.pt``. The choice is made on the evaluation episodes, so its
+        numbers are optimistic: ``algd eval RUN --checkpoint best`` re-measures it on fresh ones."""
+        if not self.cfg.keep_best or not row["eval_cost"] <= self.cost_limit:
+            return
+        if self._best is not None and row["eval_return"] < self._best["return"]:
+            return
+        self._best = {
+            "env_steps": self.env_steps, "return": float(row["eval_return"]),
+            "cost": float(row["eval_cost"]), "agent": _cpu_copy(self.agent.state_dict()),
+        }
+        self._write_best()
+
+    def _write_best(self) -> None:
+        """Write ``best.pt`` atomically: a checkpoint file that :func:`load_run` reads (agent
+        weights only; it cannot be resumed)."""
+        assert self._best is not None
+        best = {k: v for k, v in self._best.items() if k != "agent"}
+        state = {"format": CHECKPOINT_FORMAT, "algo": self.cfg.algo,
+                 "config": self.resolved_config(), "env_steps": self._best["env_steps"],
+                 "agent": self._best["agent"], "best": best}
+        path = self.run_dir / BEST_NAME
+        tmp = path.with_name(path.name + ".tmp")
+        torch.save(state, tmp)
+        tmp.replace(path)
+
     def _open_logger(self, keep_rows: int | None = None) -> None:
         path = self.run_dir / "metrics.csv"
         if keep_rows is not None:
@@ -409,6 +442,7 @@ class Trainer:
             "last_row_steps": self._last_row_steps,
             "last_row_updates": self._last_row_updates,
             "wall_s": self._wall_offset + time.perf_counter() - self._start,
+            "best": self._best,
             "obs": _to_tensors(self._obs),
             "env": _to_tensors(env_state),
             "rng": {
@@ -473,6 +507,7 @@ class Trainer:
         self._last_row_steps = int(t["last_row_steps"])
         self._last_row_updates = int(t["last_row_updates"])
         self._wall_offset = float(t["wall_s"])
+        self._restore_best(t.get("best"))
         # the environments first: replaying an episode may draw from the global generators,
         # which must then be put back to where the run left them
         self._restore_env(t)
@@ -482,6 +517,15 @@ class Trainer:
             torch.cuda.set_rng_state_all(rng["cuda"])
         random.setstate(_from_tensors(rng["python"], tuple_types=True))
         self._action_rng.bit_generator.state = _from_tensors(rng["action"])
+
+    def _restore_best(self, best: dict[str, Any] | None) -> None:
+        """Put ``best.pt`` back to what it was at the checkpoint: a run killed after the
+        checkpoint may have written a later one, which the resumed run will reach again."""
+        self._best = best
+        if best is not None and self.cfg.keep_best:
+            self._write_best()
+        elif (self.run_dir / BEST_NAME).exists():
+            (self.run_dir / BEST_NAME).unlink()
 
     def _restore_env(self, t: dict[str, Any]) -> None:
         """The episodes in progress (see :class:`algd.envs.core.GymVecEnv`), or fresh ones with a
@@ -539,7 +583,7 @@ class Trainer:
 
     def _write_summary(self, ev: EvalResult, plot: Path | None = None) -> dict[str, Any]:
         first, last = self.rows[0], self.rows[-1]
-        summary = {
+        summary: dict[str, Any] = {
             "algo": self.cfg.algo,
             "env": self.cfg.env,
             "seed": self.cfg.seed,
@@ -565,6 +609,11 @@ class Trainer:
             "checkpoint": str(self.run_dir / CHECKPOINT_NAME) if self.cfg.checkpoint else None,
             "plot": str(plot) if plot else None,
         }
+        if self.cfg.keep_best:
+            summary["best"] = None if self._best is None else {
+                **{k: v for k, v in self._best.items() if k != "agent"},
+                "path": str(self.run_dir / BEST_NAME),
+            }
         atomic_write_text(self.run_dir / "summary.json", json.dumps(summary, indent=2))
         return summary
 
@@ -654,6 +703,20 @@ def _to_tensors(x: Any) -> Any:
     if isinstance(x, (list, tuple)):
         return [_to_tensors(v) for v in x]
     return x
+
+
+def _cpu_copy(x: Any) -> Any:
+    """A detached CPU copy of every tensor in a (nested) state dict."""
+    if isinstance(x, Tensor):
+        return x.detach().to("cpu", copy=True)
+    if isinstance(x, dict):
+        out = type(x)((k, _cpu_copy(v)) for k, v in x.items())
+        if hasattr(x, "_metadata"):  # a module's state dict: keep its version records
+            out._metadata = copy.deepcopy(x._metadata)  # type: ignore[attr-defined]
+        return out
+    if isinstance(x, (list, tuple)):
+        return type(x)(_cpu_copy(v) for v in x)
+    return copy.deepcopy(x)
 
 
 def _from_tensors(x: Any, tuple_types: bool = False) -> Any:
