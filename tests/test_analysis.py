@@ -272,6 +272,38 @@ def test_run_curves_say_what_they_show(sweep, tmp_path):
     assert "Episode cost" in plain and "Discounted" not in plain
 
 
+def test_lambda_panel_legend_keeps_off_the_cost_estimate(tmp_path):
+    """The λ panel's legend is placed clear of the twin axis's Q̄c points too, not only of λ
+    (matplotlib's "best" sees one axes' lines; here Q̄c runs along the top, where λ leaves room)."""
+    import csv
+
+    import matplotlib.pyplot as plt
+
+    from algd.analysis.plots import run_figure
+
+    steps = np.arange(0, 11_000, 1000)
+    lam = 0.7 * np.exp(-steps / 2500)  # top left to bottom right on a log axis
+    qc = np.r_[np.nan, 2.9 + 0.05 * np.sin(steps[1:])]
+    with open(tmp_path / "metrics.csv", "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["env_steps", "eval_return", "eval_return_std", "eval_cost", "eval_cost_std",
+                    "train_return", "train_cost", "lambda", "qc_ucb"])
+        for i, step in enumerate(steps):
+            w.writerow([step, i, 1, 1, 0.5, i, 1, lam[i], qc[i]])
+    fig = run_figure(tmp_path, 2.0, threshold=1.0)
+    ax = fig.axes[2]
+    twin = next(a for a in fig.axes[3:] if a.bbox.bounds == ax.bbox.bounds)
+    fig.canvas.draw()
+    box = ax.get_legend().get_window_extent()
+    q = twin.get_lines()[0]
+    points = q.get_transform().transform(q.get_xydata())
+    assert not any(box.contains(*p) for p in points if np.isfinite(p).all())
+    lam_points = ax.get_lines()[0].get_transform().transform(ax.get_lines()[0].get_xydata())
+    assert not any(box.contains(*p) for p in lam_points)
+    assert ax.get_ylim()[0] < lam.min() and ax.get_yscale() == "log"  # the copies moved nothing
+    plt.close(fig)
+
+
 def test_cost_band_is_clipped_at_zero():
     import matplotlib
 

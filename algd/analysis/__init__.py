@@ -10,6 +10,6 @@
 * :mod:`~algd.analysis.commands` — the command-line front ends of the above
 """
 
-from algd.analysis.plots import plot_run
+from algd.analysis.plots import plot_run, run_figure
 
-__all__ = ["plot_run"]
+__all__ = ["plot_run", "run_figure"]

@@ -31,17 +31,34 @@ def plot_run(
     run_dir: Path | str,
     cost_limit: float,
     *,
+    out: Path | str | None = None,
+    **kwargs: Any,
+) -> Path:
+    """Draw :func:`run_figure` to ``out`` (default ``run_dir/curves.png``; ``.svg`` also works)
+    and return the path."""
+    plt = _mpl()
+    fig = run_figure(run_dir, cost_limit, **kwargs)
+    path = Path(out) if out else Path(run_dir) / "curves.png"
+    save_figure(fig, path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def run_figure(
+    run_dir: Path | str,
+    cost_limit: float,
+    *,
     title: str = "",
     trajectories: Sequence[np.ndarray] | None = None,
     costs: Sequence[float] | None = None,
     draw_arena: Callable | None = None,
     position: Callable[[np.ndarray], np.ndarray] | None = None,
-    out: Path | str | None = None,
     discounted_cost: bool = False,
     eval_episodes: int | None = None,
     threshold: float | None = None,
-) -> Path:
-    """Learning curves of one run (return, cost with its limit, λ) and optionally policy paths.
+) -> Any:
+    """Learning curves of one run (return, cost with its limit, λ) and optionally policy paths,
+    as a matplotlib Figure (for a notebook; :func:`plot_run` saves it).
 
     Args:
         run_dir: directory holding ``metrics.csv``.
@@ -49,7 +66,6 @@ def plot_run(
         trajectories: observation sequences of episodes to draw on a top-down map.
         costs: the episode cost of each trajectory (paths over the limit get their own colour).
         draw_arena, position: draw the task layout on an Axes / map observations to (x, y).
-        out: image path (default ``run_dir/curves.png``).
         discounted_cost: the task's budget is on the discounted episode cost (labels say so).
         eval_episodes: episodes per evaluation (named in the band's legend entry).
         threshold: h, the critic-level threshold; with it the λ panel also shows the replay
@@ -94,7 +110,9 @@ def plot_run(
         twin.tick_params(axis="y", colors=QC_COLOUR)
         handles = ax.get_legend_handles_labels()
         twin_handles = twin.get_legend_handles_labels()
-        ax.legend(handles[0] + twin_handles[0], handles[1] + twin_handles[1], fontsize=7)
+        _shadow_twin_lines(ax, twin)  # so that "best" keeps the legend off Q̄c and h too
+        ax.legend(handles[0] + twin_handles[0], handles[1] + twin_handles[1], fontsize=7,
+                  loc="best")
 
     if show_paths:
         ax = axes[3]
@@ -118,10 +136,22 @@ def plot_run(
     if title:
         fig.suptitle(title)
     fig.tight_layout()
-    out = Path(out) if out else run_dir / "curves.png"
-    save_figure(fig, out, dpi=110)
-    plt.close(fig)
-    return out
+    return fig
+
+
+def _shadow_twin_lines(ax: Any, twin: Any) -> None:
+    """Copy the lines of ``twin`` (a ``twinx`` of ``ax``) into ``ax``'s coordinates, invisible.
+
+    A legend placed by ``loc="best"`` avoids only its own axes' lines; the copies make it avoid
+    the twin's as well. The limits of both axes are fixed first, so the copies move nothing.
+    """
+    ax.set_xlim(ax.get_xlim())
+    ax.set_ylim(ax.get_ylim())
+    twin.set_ylim(twin.get_ylim())
+    for line in twin.get_lines():  # each line's own transform (axhline: x in axes fractions)
+        to_ax = line.get_transform() + ax.transData.inverted()
+        xy = to_ax.transform(np.asarray(line.get_xydata(), dtype=float))
+        ax.plot(xy[:, 0], xy[:, 1], alpha=0.0, label="_nolegend_")
 
 
 def save_figure(fig: Any, path: Path, dpi: int = 110) -> None:
