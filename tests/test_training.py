@@ -251,3 +251,17 @@ def test_evaluation_splits_episodes_evenly_over_environments():
         assert n <= 16 and rounds == -(-e // 16) and n * rounds - e < rounds
     with pytest.raises(ValueError):
         eval_env_count(0)
+
+
+@pytest.mark.parametrize("utd,updates", [
+    (0.5, 100),  # credit 0.5·2 = 1 per vector step: one update each
+    (0.75, 150),  # credit 1.5 per vector step: 1, 2, 1, 2, … updates
+    (1.5, 300),  # credit 3 per vector step
+])
+def test_update_to_data_credit_counts_every_environment(tmp_path, utd, updates):
+    """utd is per environment step, not per vectorised step: with 2 environments each vector step
+    after the warm-up adds utd·2 to the credit; every whole unit of credit is one update. 300
+    steps, 100 of warm-up: 100 vector steps train, so utd·200 updates in all."""
+    res = run(tmp_path, f"utd{utd}", num_envs=2, utd=utd, eval_every=300, eval_episodes=1)
+    assert res.summary["updates"] == updates == res.agent.num_updates
+    assert updates == int(utd * (300 - 100))
