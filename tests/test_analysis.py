@@ -79,6 +79,27 @@ def test_runs_are_found_and_grouped_by_setting(sweep):
         find_run_dirs([sweep / "vesde" / "s0" / "metrics.csv"])
 
 
+def test_bookkeeping_fields_do_not_split_a_setting(sweep, tmp_path):
+    """Runs that differ only in how they were run or what files they kept (compilation,
+    checkpoint interval, best.pt, a field an older algd did not write) are one setting."""
+    import shutil
+
+    for name, change in [("a", {"keep_best": False, "checkpoint_every": 50, "compile": "default",
+                                "cuda_graph": False, "torch_threads": 2}),
+                         ("b", {"keep_best": None})]:
+        run = tmp_path / name
+        shutil.copytree(sweep / "vesde/s1", run)
+        config = json.loads((run / "config.json").read_text())
+        for key, value in change.items():
+            if value is None:
+                del config["train"][key]  # written before the field existed
+            else:
+                config["train"][key] = value
+        (run / "config.json").write_text(json.dumps(config))
+    groups = group_runs(load_runs([sweep / "vesde" / "s0", tmp_path]))
+    assert [g.label for g in groups] == ["algd-vesde"] and len(groups[0].runs) == 3
+
+
 def test_curves_on_different_grids_are_interpolated_onto_the_union(sweep):
     g = {g.label: g for g in group_runs(load_runs([sweep / "vesde"]))}["algd-vesde"]
     cur = align(g.runs, "eval_return")

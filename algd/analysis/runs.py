@@ -22,14 +22,14 @@ from typing import Any, Iterable, Sequence
 
 import numpy as np
 
-from algd.config import ConfigError
+from algd.config import RESUMABLE_OVERRIDES, ConfigError
 from algd.train.logger import read_metrics
 
-#: TrainConfig fields that never split runs into different groups
-NOT_A_SETTING = frozenset({
-    "seed", "out", "device", "progress", "plot", "checkpoint", "torch_threads", "tensorboard",
-    "steps", "eval_every", "eval_episodes",
-})
+#: TrainConfig fields that never split runs into different groups: what a resumed run may change
+#: (length, device, threads, compilation, logging) and what only decides which files are kept
+NOT_A_SETTING = frozenset(RESUMABLE_OVERRIDES) | {
+    "seed", "out", "checkpoint", "tensorboard", "keep_best", "eval_every", "eval_episodes",
+}
 
 
 @dataclass
