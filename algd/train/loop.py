@@ -2,6 +2,7 @@
 
     reset envs → repeat: act (warm-up or policy) → step → store → maybe update (utd per step)
                  → every ``eval_every`` steps: evaluate on a separate env, log one metrics row
+                   (and keep the agent in best.pt if it is the best evaluation within the limit)
                  → every ``checkpoint_every`` steps: write a full checkpoint (atomically)
     → final checkpoint, summary.json, learning-curve plot
 
@@ -12,7 +13,8 @@ updates.
 A checkpoint holds everything the loop needs to continue exactly: agent (networks, targets,
 optimisers, λ), replay buffer, the training environment's state when it can be saved (the
 built-in task saves its arrays; Gymnasium tasks a simulator snapshot or the episode's seed and
-actions, see :class:`algd.envs.core.GymVecEnv`), every RNG, the counters and the metrics position.
+actions, see :class:`algd.envs.core.GymVecEnv`), every RNG, the counters, the metrics position
+and the best evaluation so far (with its agent, so a resume puts best.pt back).
 ``Trainer.resume(run_dir)`` continues an interrupted run; on CPU the result is bit-identical to
 an uninterrupted run when the environment state is saved.
 """
