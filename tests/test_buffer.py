@@ -38,6 +38,29 @@ def test_sampling_is_seeded_and_state_round_trips():
         ReplayBuffer(10, 3, 2).load_state_dict(state)
 
 
+def test_saved_buffer_costs_its_rows_not_its_capacity():
+    """A checkpoint of a mostly empty buffer holds the stored rows only (torch.save writes a
+    view's whole storage), and a full buffer is saved without a copy."""
+    import io
+
+    def saved_bytes(buf):
+        f = io.BytesIO()
+        torch.save(buf.state_dict(), f)
+        return f.tell()
+
+    big = ReplayBuffer(1_000_000, 3, 2)
+    fill(big, 0, 100)
+    assert saved_bytes(big) < 50_000  # 100 rows × 10 floats; the capacity would be ~40 MB
+    full = ReplayBuffer(100, 3, 2)
+    fill(full, 0, 60)
+    fill(full, 60, 90)  # wrapped: every row holds a transition
+    fields = full.state_dict()["fields"]
+    assert all(s.data_ptr() == f.data_ptr() for s, f in zip(fields, full._fields()))
+    c = ReplayBuffer(1_000_000, 3, 2)
+    c.load_state_dict(big.state_dict())
+    torch.testing.assert_close(c.reward[:100], big.reward[:100])
+
+
 def test_a_buffer_saved_on_another_kind_of_device_loads_reproducibly():
     """A CUDA generator's state (16 bytes) cannot drive a CPU generator: a run moved from a GPU
     to a CPU continues from a seed derived from it, the same one on every load."""

@@ -97,7 +97,7 @@ class ReplayBuffer:
             "ptr": self.ptr,
             "size": n,
             "capacity": self.capacity,
-            "fields": [f[:n].cpu() for f in self._fields()],
+            "fields": [_compact(f[:n]) for f in self._fields()],
             "generator": self.generator.get_state(),
             "generator_device": self.device.type,
         }
@@ -119,3 +119,11 @@ class ReplayBuffer:
             # continue from a seed derived from the saved state, so the move is reproducible
             digest = hashlib.sha256(saved.numpy().tobytes()).digest()
             self.generator.manual_seed(int.from_bytes(digest[:8], "little") >> 1)
+
+
+def _compact(rows: Tensor) -> Tensor:
+    """``rows`` on the CPU in storage of their own: ``torch.save`` writes a view's whole storage,
+    so the first rows of a mostly empty 1M-row buffer would otherwise cost the full capacity."""
+    if rows.device.type != "cpu":
+        return rows.cpu()  # a fresh, compact copy
+    return rows if rows.untyped_storage().nbytes() == rows.nbytes else rows.clone()
