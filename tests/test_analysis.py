@@ -298,8 +298,6 @@ def test_lambda_panel_legend_keeps_off_the_cost_estimate(tmp_path):
     (matplotlib's "best" sees one axes' lines; here Q̄c runs along the top, where λ leaves room)."""
     import csv
 
-    import matplotlib.pyplot as plt
-
     from algd.analysis.plots import run_figure
 
     steps = np.arange(0, 11_000, 1000)
@@ -322,7 +320,39 @@ def test_lambda_panel_legend_keeps_off_the_cost_estimate(tmp_path):
     lam_points = ax.get_lines()[0].get_transform().transform(ax.get_lines()[0].get_xydata())
     assert not any(box.contains(*p) for p in lam_points)
     assert ax.get_ylim()[0] < lam.min() and ax.get_yscale() == "log"  # the copies moved nothing
-    plt.close(fig)
+
+
+def test_drawing_figures_leaves_the_users_matplotlib_backend_alone(sweep, tmp_path):
+    """A notebook's backend (inline display) must survive algd's plotting: figures are drawn
+    without pyplot, and what run_figure returns is an ordinary Figure."""
+    import matplotlib
+    from matplotlib.figure import Figure
+
+    from algd.analysis.compare import plot_comparison
+    from algd.analysis.plots import plot_run, run_figure
+
+    before = matplotlib.get_backend()
+    try:
+        matplotlib.use("svg")
+        assert isinstance(run_figure(sweep / "vesde" / "s0", 2.0), Figure)
+        plot_run(sweep / "vesde" / "s0", 2.0, out=tmp_path / "c.png")
+        plot_comparison(group_runs(load_runs([sweep])), tmp_path / "cmp.png")
+        assert matplotlib.get_backend() == "svg"
+        assert (tmp_path / "c.png").read_bytes()[:4] == b"\x89PNG"
+    finally:
+        matplotlib.use(before)
+
+
+def test_step_axis_labels_are_compact():
+    from matplotlib.figure import Figure
+
+    from algd.analysis.plots import format_steps
+
+    ax = Figure().subplots()
+    format_steps(ax)
+    fmt = ax.xaxis.get_major_formatter()
+    assert [fmt(x, 0) for x in (0, 500, 2500, 10_000, 1_500_000)] == ["0", "500", "2.5k", "10k",
+                                                                      "1.5M"]
 
 
 def test_cost_band_is_clipped_at_zero():

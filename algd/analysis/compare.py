@@ -19,7 +19,7 @@ from typing import Sequence
 
 import numpy as np
 
-from algd.analysis.plots import _mpl, save_figure
+from algd.analysis.plots import format_steps, new_figure, save_figure
 from algd.analysis.runs import AlignedCurves, RunGroup, align
 from algd.analysis.stats import bootstrap_band
 
@@ -74,10 +74,9 @@ def plot_comparison(
 
     Returns the written paths (PNG, SVG).
     """
-    plt = _mpl()
     tasks = sorted({g.task for g in groups})
     styles = group_styles(groups)
-    fig, axes = plt.subplots(len(tasks), 3, figsize=(15, 4.0 * len(tasks)), squeeze=False)
+    fig, axes = new_figure(len(tasks), 3, figsize=(15, 4.0 * len(tasks)))
     notes: set[str] = set()
     rng = np.random.default_rng(seed)
     for row, task in enumerate(tasks):
@@ -104,6 +103,7 @@ def plot_comparison(
             if column == "cum_train_cost":
                 _draw_budget_allowance(ax, task_groups)
             ax.set(title=f"{task}: {title}", xlabel="environment steps", ylabel=ylabel)
+            format_steps(ax)
             ax.grid(alpha=0.25)
     seeds = {len(g.runs) for g in groups}
     if min(seeds) >= CI_MIN_SEEDS:
@@ -142,7 +142,6 @@ def plot_comparison(
     svg = png.with_suffix(".svg")
     save_figure(fig, png, dpi=110)
     save_figure(fig, svg)
-    plt.close(fig)
     return [png, svg]
 
 

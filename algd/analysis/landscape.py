@@ -630,32 +630,30 @@ def plot_landscape(result: LandscapeResult, out: str | Any, *, paths: int = 12) 
     """
     from pathlib import Path
 
-    from algd.analysis.plots import _mpl
+    import matplotlib
 
-    plt = _mpl()
-    with plt.rc_context():  # hatch colours are set per panel; leave the global style alone
-        return _plot_landscape(result, Path(out), paths, plt)
+    with matplotlib.rc_context():  # hatch colours are set per panel; leave the global style alone
+        return _plot_landscape(result, Path(out), paths, matplotlib)
 
 
-def _plot_landscape(result: LandscapeResult, out: Any, paths: int, plt: Any) -> list[Any]:
+def _plot_landscape(result: LandscapeResult, out: Any, paths: int, mpl: Any) -> list[Any]:
     import matplotlib.lines as mlines
     import matplotlib.patches as mpatches
 
-    from algd.analysis.plots import save_figure
+    from algd.analysis.plots import new_figure, save_figure
 
     with_map = result.draw_arena is not None and all(s.position is not None
                                                      for s in result.states)
     ncols = 3 if with_map else 2
     nrows = len(result.states)
-    fig, axes = plt.subplots(nrows, ncols, figsize=(5.6 * ncols, 4.9 * nrows + 0.9),
-                             squeeze=False)
+    fig, axes = new_figure(nrows, ncols, figsize=(5.6 * ncols, 4.9 * nrows + 0.9))
     for row, st in enumerate(result.states):
         col0 = 0
         if with_map:
-            _draw_map(axes[row, 0], result, st, plt)
+            _draw_map(axes[row, 0], result, st, mpl)
             col0 = 1
         for j, kind in enumerate(KINDS):
-            _draw_energy(axes[row, col0 + j], fig, result, st, kind, paths, plt)
+            _draw_energy(axes[row, col0 + j], fig, result, st, kind, paths, mpl)
     handles = [
         mlines.Line2D([], [], color="white", lw=2.2, path_effects=_outline(),
                       label="feasible-set boundary Q̄c = h"),
@@ -679,7 +677,6 @@ def _plot_landscape(result: LandscapeResult, out: Any, paths: int, plt: Any) -> 
     svg = png.with_suffix(".svg")
     save_figure(fig, png, dpi=100)
     save_figure(fig, svg)
-    plt.close(fig)
     return [png, svg]
 
 
@@ -709,7 +706,7 @@ def _outline(width: float = 3.0) -> list:
     return [pe.Stroke(linewidth=width, foreground="black"), pe.Normal()]
 
 
-def _draw_map(ax: Any, result: LandscapeResult, st: StateLandscape, plt: Any) -> None:
+def _draw_map(ax: Any, result: LandscapeResult, st: StateLandscape, mpl: Any) -> None:
     # drawn only when the result has an arena and every state a position (see with_map)
     assert result.draw_arena is not None and st.position is not None
     result.draw_arena(ax)
@@ -733,7 +730,7 @@ def colour_range(e: np.ndarray, g: np.ndarray) -> tuple[float, float]:
 
 
 def _draw_energy(ax: Any, fig: Any, result: LandscapeResult, st: StateLandscape, kind: str,
-                 n_paths: int, plt: Any) -> None:
+                 n_paths: int, mpl: Any) -> None:
     e = st.energies[kind]
     lo, hi = colour_range(e, st.constraint)
     saturated = bool(e.max() > hi)  # a steep penalty wall beyond the range: one colour, an arrow
@@ -750,12 +747,12 @@ def _draw_energy(ax: Any, fig: Any, result: LandscapeResult, st: StateLandscape,
         ax.contour(st.a1, st.a2, lm, levels=[0.0], colors="tab:orange", linewidths=1.2,
                    linestyles="--")
     if (lm < 0).any():
-        plt.rcParams["hatch.color"] = "tab:orange"
+        mpl.rcParams["hatch.color"] = "tab:orange"
         ax.contourf(st.a1, st.a2, lm, levels=[lm.min() - 1.0, 0.0], colors="none",
                     hatches=["\\\\"])
     g = st.constraint
     if (g > 0).any():
-        plt.rcParams["hatch.color"] = "white"
+        mpl.rcParams["hatch.color"] = "white"
         ax.contourf(st.a1, st.a2, g, levels=[0.0, g.max() + 1.0], colors="none", hatches=["//"])
         if (g < 0).any():
             ax.contour(st.a1, st.a2, g, levels=[0.0], colors="white", linewidths=2.2)

@@ -11,13 +11,31 @@ import numpy as np
 from algd.train.logger import read_metrics
 
 
-def _mpl():
-    import matplotlib
+def format_steps(ax: Any) -> None:
+    """Label an environment-step x axis compactly (``2.5k``, ``1M``): full numbers run into each
+    other on a narrow panel."""
+    from matplotlib.ticker import FuncFormatter
 
-    matplotlib.use("Agg", force=False)
-    import matplotlib.pyplot as plt
+    def fmt(x: float, _pos: Any) -> str:
+        for scale, suffix in ((1e6, "M"), (1e3, "k")):
+            if abs(x) >= scale:
+                return f"{x / scale:g}{suffix}"
+        return f"{x:g}"
 
-    return plt
+    ax.xaxis.set_major_formatter(FuncFormatter(fmt))
+
+
+def new_figure(nrows: int, ncols: int, figsize: tuple[float, float]) -> tuple[Any, Any]:
+    """A Figure with an ``nrows × ncols`` array of axes (always 2-D).
+
+    The figure belongs to no pyplot window: drawing one never switches the user's matplotlib
+    backend (a notebook's inline display keeps working), nothing needs closing, and a notebook
+    shows a returned figure as usual.
+    """
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=figsize)
+    return fig, fig.subplots(nrows, ncols, squeeze=False)
 
 
 #: one colour per series in every panel: evaluation, training episodes, λ, its driver Q̄c
@@ -36,11 +54,9 @@ def plot_run(
 ) -> Path:
     """Draw :func:`run_figure` to ``out`` (default ``run_dir/curves.png``; ``.svg`` also works)
     and return the path."""
-    plt = _mpl()
     fig = run_figure(run_dir, cost_limit, **kwargs)
     path = Path(out) if out else Path(run_dir) / "curves.png"
     save_figure(fig, path, dpi=110)
-    plt.close(fig)
     return path
 
 
@@ -71,13 +87,13 @@ def run_figure(
         threshold: h, the critic-level threshold; with it the λ panel also shows the replay
             cost estimate Q̄c that drives λ (spec §4.1: λ grows while Q̄c > h).
     """
-    plt = _mpl()
     run_dir = Path(run_dir)
     m = read_metrics(run_dir / "metrics.csv")
     steps = np.asarray(m["env_steps"])
     show_paths = trajectories is not None and position is not None
     ncols = 4 if show_paths else 3
-    fig, axes = plt.subplots(1, ncols, figsize=(4.2 * ncols, 3.6))
+    fig, grid = new_figure(1, ncols, figsize=(4.2 * ncols, 3.6))
+    axes = grid[0]
     spread = "±1 s.d. over " + (f"{eval_episodes} episodes" if eval_episodes else "episodes")
     cost_name = "discounted episode cost" if discounted_cost else "episode cost"
 
@@ -86,6 +102,7 @@ def run_figure(
     _band(ax, steps, m["eval_return"], m.get("eval_return_std"), EVAL_COLOUR, spread)
     ax.plot(steps, m["train_return"], "--", color=TRAIN_COLOUR, label="training episodes")
     ax.set(title="Episode return", xlabel="environment steps", ylabel="return")
+    format_steps(ax)
     ax.legend(fontsize=8)
 
     ax = axes[1]
@@ -94,11 +111,13 @@ def run_figure(
     ax.plot(steps, m["train_cost"], "--", color=TRAIN_COLOUR, label="training episodes")
     ax.axhline(cost_limit, color="k", ls="--", lw=1, label=f"limit {cost_limit:g}")
     ax.set(title=cost_name.capitalize(), xlabel="environment steps", ylabel="cost")
+    format_steps(ax)
     ax.legend(fontsize=8)
 
     ax = axes[2]
     ax.plot(steps, m["lambda"], color=LAMBDA_COLOUR, label="λ")
     ax.set(title="Lagrange multiplier λ", xlabel="environment steps", ylabel="λ")
+    format_steps(ax)
     if np.nanmin(m["lambda"]) > 0 and np.nanmax(m["lambda"]) / np.nanmin(m["lambda"]) > 20:
         ax.set_yscale("log")
     qc = np.asarray(m.get("qc_ucb", []), dtype=float)
