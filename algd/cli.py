@@ -28,6 +28,7 @@ from algd.config import (
     TrainConfig,
     config_from_dict,
     field_docs,
+    import_modules,
     list_presets,
     load_preset,
     resolved_types,
@@ -80,9 +81,11 @@ def _add_dataclass_flags(group: Any, cls: type, shown_defaults: dict[str, Any],
         if "_" in f.name:
             flags.append(f"--{f.name}")
         doc = docs.get(f.name, "")
+        shown = "" if "(default" in doc else (" (default: none)" if default in ("", None)
+                                               else f" (default: {default})")
         group.add_argument(  # a docstring that explains its default is not told it twice
             *flags, dest=f.name, default=argparse.SUPPRESS, metavar=meta or "VALUE",
-            help=doc if "(default" in doc else f"{doc} (default: {default})",
+            help=doc + shown,
         )
 
 
@@ -119,7 +122,10 @@ def resolve_train_args(argv: Sequence[str]) -> tuple[TrainConfig, Any]:
     pre = ArgParser(add_help=False, prog="algd train")
     pre.add_argument("--algo")
     pre.add_argument("--preset")
+    pre.add_argument("--imports", default="")
     known, _ = pre.parse_known_args(argv)
+    # first: the modules may register the --algo and --env named here
+    import_modules([m.strip() for m in known.imports.split(",") if m.strip()])
     preset_values: dict[str, Any] = {}
     if known.preset:
         preset_values = dict(load_preset(known.preset).values)

@@ -22,7 +22,7 @@ import typing
 from dataclasses import dataclass, fields
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Literal, TypeVar, Union, get_args, get_origin
+from typing import Any, Literal, Sequence, TypeVar, Union, get_args, get_origin
 
 import yaml
 
@@ -104,6 +104,9 @@ class TrainConfig:
     """also keep best.pt: the policy of the evaluation with the highest return among those whose
     mean cost met the limit, rewritten whenever a later evaluation beats it (`algd eval RUN
     --checkpoint best` re-evaluates it on fresh episodes)"""
+    imports: tuple[str, ...] = ()
+    """Python modules imported before the run is built: where your own tasks and algorithms are
+    registered (saved in config.json, so eval, resume and load_run import them too)"""
     plot: bool = True
     """draw learning curves (and, on 2-D tasks, sampled paths of the final policy) to curves.png"""
 
@@ -134,6 +137,19 @@ class TrainConfig:
                 f"warmup_steps ({self.warmup_steps}) must collect at least batch_size "
                 f"({self.batch_size}) transitions before updates start; raise --warmup-steps"
             )
+
+
+def import_modules(names: Sequence[str]) -> None:
+    """Import ``names`` (``imports``: modules that register tasks or algorithms); a module that
+    cannot be imported is a :class:`ConfigError`."""
+    import importlib
+
+    for name in names:
+        try:
+            importlib.import_module(name)
+        except ImportError as exc:
+            raise ConfigError(f"cannot import {name!r} (--imports): {exc}; it must be importable "
+                              "(installed, or on PYTHONPATH)") from None
 
 
 # -- validation helpers ---------------------------------------------------------------------------

@@ -125,3 +125,68 @@ def test_existing_directories_decide_what_a_trial_does(tmp_path):
     (run_dir / "checkpoint.pt").unlink()  # finished, but it cannot be extended without one
     with pytest.raises(ConfigError, match="without a checkpoint"):
         trial_state(other, out)
+
+
+MY_TASKS = '''
+import dataclasses
+
+from algd.envs.registry import get_task, register_task
+
+register_task(dataclasses.replace(get_task("PointDetour"), name="MyDetour"))
+'''
+
+
+def test_own_tasks_reach_the_workers_through_imports(tmp_path, monkeypatch):
+    """A task registered in the driver alone would be unknown in every worker: the sweep
+    refuses it up front unless a module in `imports` registers it, and a fresh worker process
+    (no Ray needed: run_trial is what Ray calls) imports that module and trains on the task."""
+    import json
+    import pickle
+    import subprocess
+
+    from algd.sweep import SweepConfig
+    from algd.sweep.spec import MANIFEST
+
+    (tmp_path / "my_tasks_mod.py").write_text(MY_TASKS)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    import my_tasks_mod  # noqa: F401  (registered here, in the driver, only)
+
+    out = tmp_path / "sweep"
+    tiny = {"steps": 200, "warmup_steps": 100, "eval_every": 100, "eval_episodes": 2,
+            "batch_size": 32, "plot": False, "policy_hidden": 16, "critic_hidden": (16, 16)}
+    with pytest.raises(ConfigError, match=r"registered by module 'my_tasks_mod'.*imports"):
+        expand_trials(SweepConfig(out=out, envs="MyDetour", overrides=tiny))
+    (trial,) = expand_trials(SweepConfig(out=out, envs="MyDetour", imports="my_tasks_mod",
+                                         overrides=tiny))
+    assert trial.imports == ("my_tasks_mod",) and trial.env == "MyDetour"
+    assert trial.train.imports == ("my_tasks_mod",)  # recorded: eval/resume of it import it
+
+    out.mkdir()
+    (out / MANIFEST).write_text("{}")
+    (tmp_path / "trial.pkl").write_bytes(pickle.dumps(trial))
+    worker = ("import pickle, json, sys; from algd.sweep.trial import run_trial; "
+              "from algd.envs.registry import get_task; "
+              "t = pickle.load(open(sys.argv[1], 'rb')); "
+              "assert 'my_tasks_mod' not in sys.modules; "
+              "print(json.dumps(run_trial(t, sys.argv[2])))")
+    env = {**__import__("os").environ, "PYTHONPATH": str(tmp_path)}
+    res = subprocess.run([sys.executable, "-c", worker, str(tmp_path / "trial.pkl"), str(out)],
+                         capture_output=True, text=True, env=env, timeout=300)
+    assert res.returncode == 0, res.stderr
+    result = json.loads(res.stdout.strip().splitlines()[-1])
+    assert result["status"] == "done", result
+    assert result["summary"]["env"] == "MyDetour" and result["summary"]["env_steps"] == 200
+
+
+def test_a_task_registered_by_a_script_is_refused_for_sweeps(tmp_path):
+    from algd.sweep import SweepConfig
+
+    namespace = {"__name__": "__main__"}
+    exec("import dataclasses\nfrom algd.envs.registry import get_task, register_task\n"
+         "register_task(dataclasses.replace(get_task('PointDetour'), name='ScriptDetour'))",
+         namespace)
+    with pytest.raises(ConfigError, match=r"this script \(__main__\)"):
+        expand_trials(SweepConfig(out=tmp_path, envs=("ScriptDetour",)))
+    # from Python, single values where tuples are meant are read as one-element tuples
+    s = SweepConfig(out=tmp_path, algos="algd-vesde,algd-ddpm", seeds=3)
+    assert s.algos == ("algd-vesde", "algd-ddpm") and s.seeds == (3,) and s.out == str(tmp_path)

@@ -265,3 +265,54 @@ def test_update_to_data_credit_counts_every_environment(tmp_path, utd, updates):
     res = run(tmp_path, f"utd{utd}", num_envs=2, utd=utd, eval_every=300, eval_episodes=1)
     assert res.summary["updates"] == updates == res.agent.num_updates
     assert updates == int(utd * (300 - 100))
+
+
+MY_TASKS = '''
+import dataclasses
+
+from algd.envs.registry import get_task, register_task
+
+register_task(dataclasses.replace(get_task("PointDetour"), name="ImportedDetour"))
+'''
+
+
+def test_own_task_by_imports_trains_evaluates_and_resumes_in_fresh_processes(tmp_path):
+    """`algd train --imports MODULE` registers the task before the run is built and records the
+    module, so `algd eval` and `--resume` in fresh processes find the task; a run whose task is
+    unknown to the process says what to do."""
+    import os
+    import subprocess
+    import sys
+
+    (tmp_path / "imported_tasks_mod.py").write_text(MY_TASKS)
+    env = {**os.environ, "PYTHONPATH": str(tmp_path), "OMP_NUM_THREADS": "1"}
+    run = tmp_path / "run"
+    tiny = ["--warmup-steps", "100", "--eval-every", "100", "--eval-episodes", "2",
+            "--batch-size", "32", "--progress", "false", "--plot", "false", "--torch-threads",
+            "1", "--policy-hidden", "16", "--critic-hidden", "16,16"]
+
+    def algd(*args):
+        return subprocess.run([sys.executable, "-m", "algd", *args], capture_output=True,
+                              text=True, env=env, timeout=300)
+
+    res = algd("train", "--imports", "imported_tasks_mod", "--env", "ImportedDetour",
+               "--steps", "200", "--out", str(run), *tiny)
+    assert res.returncode == 0, res.stderr
+    assert "ImportedDetour" in res.stdout
+    assert json.loads((run / "config.json").read_text())["train"]["imports"] == [
+        "imported_tasks_mod"]
+    res = algd("eval", str(run), "--episodes", "2")
+    assert res.returncode == 0 and "ImportedDetour" in res.stdout, res.stderr
+    res = algd("train", "--resume", str(run), "--steps", "300")
+    assert res.returncode == 0, res.stderr
+    assert json.loads((run / "summary.json").read_text())["env_steps"] == 300
+
+    # without the record (a run trained after importing the module by hand)
+    config = json.loads((run / "config.json").read_text())
+    config["train"]["imports"] = []
+    (run / "config.json").write_text(json.dumps(config))
+    res = algd("eval", str(run))
+    assert res.returncode == 2 and "Traceback" not in res.stderr
+    assert "task 'ImportedDetour'" in res.stderr and "import the module" in res.stderr
+    res = algd("train", "--imports", "no_such_module_here", "--steps", "200")
+    assert res.returncode == 2 and "cannot import 'no_such_module_here'" in res.stderr

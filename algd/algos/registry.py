@@ -7,6 +7,7 @@ subclass, plus one :func:`register_algo` call here.
 from __future__ import annotations
 
 import difflib
+import sys
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -35,6 +36,8 @@ class AlgoSpec:
 
 
 _ALGOS: dict[str, AlgoSpec] = {}
+#: the module that registered each algorithm (a sweep checks its workers can import it)
+_ORIGIN: dict[str, str] = {}
 
 
 #: config fields every algorithm must have: the training loop reads its discounts from them
@@ -62,7 +65,14 @@ def register_algo(spec: AlgoSpec) -> AlgoSpec:
             f"(add e.g. `gamma: float = 0.99` and `cost_gamma: float = 0.99`)"
         )
     _ALGOS[spec.name] = spec
+    _ORIGIN[spec.name] = str(sys._getframe(1).f_globals.get("__name__", "?"))
     return spec
+
+
+def algo_origin(name: str) -> str:
+    """The module that registered algorithm ``name``."""
+    get_algo(name)
+    return _ORIGIN.get(name, "?")
 
 
 def get_algo(name: str) -> AlgoSpec:

@@ -10,6 +10,10 @@
 * :mod:`~algd.analysis.commands` — the command-line front ends of the above
 """
 
+from algd.analysis.compare import comparison_figure, plot_comparison
 from algd.analysis.plots import plot_run, run_figure
+from algd.analysis.report import build_report
+from algd.analysis.runs import group_runs, load_runs
 
-__all__ = ["plot_run", "run_figure"]
+__all__ = ["build_report", "comparison_figure", "group_runs", "load_runs", "plot_comparison",
+           "plot_run", "run_figure"]

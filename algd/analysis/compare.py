@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import textwrap
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Sequence
 
 import numpy as np
 
@@ -54,25 +54,35 @@ def moving_average(y: np.ndarray, window: int) -> np.ndarray:
     return (c[..., idx + 1] - c[..., lo]) / (idx + 1 - lo)
 
 
-def plot_comparison(
+def plot_comparison(groups: Sequence[RunGroup], out: Path | str, **kwargs: Any) -> list[Path]:
+    """Draw :func:`comparison_figure` to ``out`` (PNG) and the same name with ``.svg``; returns
+    both paths."""
+    fig = comparison_figure(groups, **kwargs)
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    png = out if out.suffix.lower() == ".png" else out.with_suffix(".png")
+    svg = png.with_suffix(".svg")
+    save_figure(fig, png, dpi=110)
+    save_figure(fig, svg)
+    return [png, svg]
+
+
+def comparison_figure(
     groups: Sequence[RunGroup],
-    out: Path | str,
     *,
     smooth: int = 0,
     show_seeds: bool = True,
     reps: int = 2_000,
     seed: int = 0,
-) -> list[Path]:
-    """Draw the comparison figure; writes ``out`` (PNG) and the same name with ``.svg``.
+) -> Any:
+    """Learning curves of run groups, one row per task (return, cost, cumulative training cost),
+    as a matplotlib Figure.
 
     Args:
         groups: run groups (from :func:`algd.analysis.runs.group_runs`).
-        out: the PNG path.
         smooth: trailing moving-average window in evaluations (0 = raw data).
         show_seeds: also draw every seed as a thin line.
         reps, seed: bootstrap resamples and generator seed of the bands.
-
-    Returns the written paths (PNG, SVG).
     """
     tasks = sorted({g.task for g in groups})
     styles = group_styles(groups)
@@ -136,13 +146,7 @@ def plot_comparison(
     height = fig.get_figheight()
     fig.legend(handles, labels, loc="lower center", ncol=ncol, fontsize=8, frameon=False)
     fig.tight_layout(rect=(0, (0.22 * legend_rows + 0.1) / height, 1, 1))
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    png = out if out.suffix.lower() == ".png" else out.with_suffix(".png")
-    svg = png.with_suffix(".svg")
-    save_figure(fig, png, dpi=110)
-    save_figure(fig, svg)
-    return [png, svg]
+    return fig
 
 
 def group_styles(groups: Sequence[RunGroup]) -> dict[str, tuple[str, str]]:

@@ -624,23 +624,43 @@ def _rollout_states(run: Any, model: EnergyModel, seed: int) -> tuple[list[str],
 
 # -- drawing and reporting -------------------------------------------------------------------------
 def plot_landscape(result: LandscapeResult, out: str | Any, *, paths: int = 12) -> list[Any]:
-    """Draw one row per state: the map (when the task has one), L and L_A over the action box.
-
-    Writes ``out`` (PNG) and the same name with ``.svg``; returns both paths.
-    """
+    """Draw :func:`landscape_figure` to ``out`` (PNG) and the same name with ``.svg``; returns
+    both paths."""
     from pathlib import Path
 
     import matplotlib
 
-    with matplotlib.rc_context():  # hatch colours are set per panel; leave the global style alone
-        return _plot_landscape(result, Path(out), paths, matplotlib)
+    from algd.analysis.plots import save_figure
+
+    # hatch colours are set per panel (rcParams, read at save time before matplotlib 3.10):
+    # drawn and saved in one context, which leaves the global style alone
+    with matplotlib.rc_context():
+        fig = _landscape_figure(result, paths, matplotlib)
+        out = Path(out)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        png = out if out.suffix.lower() == ".png" else out.with_suffix(".png")
+        svg = png.with_suffix(".svg")
+        save_figure(fig, png, dpi=100)
+        save_figure(fig, svg)
+    return [png, svg]
 
 
-def _plot_landscape(result: LandscapeResult, out: Any, paths: int, mpl: Any) -> list[Any]:
+def landscape_figure(result: LandscapeResult, *, paths: int = 12) -> Any:
+    """One row per state: the map (when the task has one), L and L_A over the action box, with
+    the feasible-set boundary, the non-convex region and ``paths`` denoising paths; a matplotlib
+    Figure (with matplotlib < 3.10 the hatch colours are right only in :func:`plot_landscape`'s
+    files)."""
+    import matplotlib
+
+    with matplotlib.rc_context():
+        return _landscape_figure(result, paths, matplotlib)
+
+
+def _landscape_figure(result: LandscapeResult, paths: int, mpl: Any) -> Any:
     import matplotlib.lines as mlines
     import matplotlib.patches as mpatches
 
-    from algd.analysis.plots import new_figure, save_figure
+    from algd.analysis.plots import new_figure
 
     with_map = result.draw_arena is not None and all(s.position is not None
                                                      for s in result.states)
@@ -672,12 +692,7 @@ def _plot_landscape(result: LandscapeResult, out: Any, paths: int, mpl: Any) -> 
     fig.suptitle(result.title + "\n" + "; ".join(result.notes), fontsize=10)
     height = 4.9 * nrows + 0.9  # inches: the legend below, the two-line title above
     fig.tight_layout(rect=(0, 0.9 / height + 0.02, 1, 1 - 0.55 / height))
-    out.parent.mkdir(parents=True, exist_ok=True)
-    png = out if out.suffix.lower() == ".png" else out.with_suffix(".png")
-    svg = png.with_suffix(".svg")
-    save_figure(fig, png, dpi=100)
-    save_figure(fig, svg)
-    return [png, svg]
+    return fig
 
 
 def _hatched_patch(mpatches: Any, colour: str, hatch: str, label: str) -> Any:

@@ -47,7 +47,7 @@ WITHIN_COLOUR, OVER_COLOUR = "tab:blue", "tab:orange"
 
 def plot_run(
     run_dir: Path | str,
-    cost_limit: float,
+    cost_limit: float | None = None,
     *,
     out: Path | str | None = None,
     **kwargs: Any,
@@ -62,7 +62,7 @@ def plot_run(
 
 def run_figure(
     run_dir: Path | str,
-    cost_limit: float,
+    cost_limit: float | None = None,
     *,
     title: str = "",
     trajectories: Sequence[np.ndarray] | None = None,
@@ -76,9 +76,12 @@ def run_figure(
     """Learning curves of one run (return, cost with its limit, λ) and optionally policy paths,
     as a matplotlib Figure (for a notebook; :func:`plot_run` saves it).
 
+    ``run_figure(run_dir)`` alone reads the limit, h, the budget kind, the evaluation size and a
+    title from the run's ``config.json``.
+
     Args:
         run_dir: directory holding ``metrics.csv``.
-        cost_limit: drawn as a dashed line on the cost panel.
+        cost_limit: drawn as a dashed line on the cost panel (default: the run's limit).
         trajectories: observation sequences of episodes to draw on a top-down map.
         costs: the episode cost of each trajectory (paths over the limit get their own colour).
         draw_arena, position: draw the task layout on an Axes / map observations to (x, y).
@@ -88,6 +91,16 @@ def run_figure(
             cost estimate Q̄c that drives λ (spec §4.1: λ grows while Q̄c > h).
     """
     run_dir = Path(run_dir)
+    if cost_limit is None:  # everything from the run's own config
+        from algd.train.checkpoint import read_config
+
+        config = read_config(run_dir)
+        task, train = config.get("task", {}), config.get("train", {})
+        cost_limit = float(task["cost_limit"])
+        threshold = task.get("critic_threshold") if threshold is None else threshold
+        eval_episodes = train.get("eval_episodes") if eval_episodes is None else eval_episodes
+        discounted_cost = discounted_cost or task.get("budget") == "discounted"
+        title = title or f"{train.get('algo')} on {task.get('name')} (seed {train.get('seed')})"
     m = read_metrics(run_dir / "metrics.csv")
     steps = np.asarray(m["env_steps"])
     show_paths = trajectories is not None and position is not None

@@ -29,6 +29,7 @@ from algd.train.logger import read_metrics
 #: (length, device, threads, compilation, logging) and what only decides which files are kept
 NOT_A_SETTING = frozenset(RESUMABLE_OVERRIDES) | {
     "seed", "out", "checkpoint", "tensorboard", "keep_best", "eval_every", "eval_episodes",
+    "imports",
 }
 
 

@@ -15,6 +15,7 @@ the registry lists them even where their extra is not installed. Names that are 
 from __future__ import annotations
 
 import difflib
+import sys
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Literal
 
@@ -29,7 +30,15 @@ Budget = Literal["episode", "discounted"]
 
 @dataclass(frozen=True)
 class TaskSpec:
-    """Everything algd needs to know about a constrained task."""
+    """Everything algd needs to know about a constrained task.
+
+    Required: ``name``; ``make_vec(num_envs, cost_discount)``, which builds the vectorised
+    environment (``TaskSpec.from_gym(name, make_env, ...)`` makes it from a Gymnasium env that
+    reports ``info["cost"]``); ``cost_limit``, the budget d; ``budget``, ``"episode"`` (d bounds
+    the episode's cost sum) or ``"discounted"`` (d bounds Σ γ^t c_t); ``max_episode_steps``,
+    the episode length T the critic threshold is derived from. The optional fields (terminal
+    handling, drawing, protocol, extra) are documented next to each below.
+    """
 
     name: str
     #: builds the vectorised environment: ``make_vec(num_envs, cost_discount)``
@@ -86,10 +95,27 @@ _RESOLVERS: list[Callable[[str], TaskSpec | None]] = []
 _RESOLVABLE: list[Callable[[], Iterable[str]]] = []  #: names resolvers know (for suggestions)
 
 
+#: the module that registered each task (a sweep checks its workers can import it)
+_ORIGIN: dict[str, str] = {}
+
+
 def register_task(spec: TaskSpec) -> TaskSpec:
     """Add a task to the registry (re-registering a name replaces it)."""
     _TASKS[spec.name] = spec
+    _ORIGIN[spec.name] = caller_module()
     return spec
+
+
+def caller_module() -> str:
+    """``__name__`` of the module whose code called the function that calls this one (a
+    registry's ``register_*``)."""
+    return str(sys._getframe(2).f_globals.get("__name__", "?"))
+
+
+def task_origin(name: str) -> str:
+    """The module that registered task ``name`` (a resolver's module for resolved names)."""
+    get_task(name)
+    return _ORIGIN.get(name, "?")
 
 
 def register_resolver(resolver: Callable[[str], TaskSpec | None],

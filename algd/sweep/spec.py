@@ -20,7 +20,7 @@ import itertools
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, Sequence
 
 import yaml
 
@@ -30,6 +30,7 @@ from algd.config import (
     coerce,
     config_from_dict,
     config_to_dict,
+    import_modules,
     load_preset,
     resolved_types,
 )
@@ -73,6 +74,23 @@ class SweepConfig:
     """field → list of values; one trial per combination (CLI: --grid FIELD=V1,V2,...)"""
     overrides: dict[str, Any] = field(default_factory=dict)
     """field → value fixed for every trial (CLI: --FIELD VALUE)"""
+    imports: tuple[str, ...] = ()
+    """Python modules the sweep and every trial import first: where your own tasks and
+    algorithms are registered (each must be importable on every node, e.g. installed or on
+    PYTHONPATH)"""
+
+    def __post_init__(self) -> None:
+        # from Python, a single value where a tuple is meant: "algd-vesde", "a,b", 0, a Path
+        for name in ("algos", "envs", "imports"):
+            value = getattr(self, name)
+            if isinstance(value, str):
+                setattr(self, name, tuple(v.strip() for v in value.split(",") if v.strip()))
+        if isinstance(self.seeds, int):
+            self.seeds = (self.seeds,)
+        elif isinstance(self.seeds, str):
+            self.seeds = tuple(int(v) for v in self.seeds.split(",") if v.strip())
+        if isinstance(self.out, Path):
+            self.out = str(self.out)
 
     def validate(self) -> None:
         """Raise :class:`ConfigError` for a sweep that cannot run."""
@@ -117,6 +135,7 @@ class Trial:
     grid: dict[str, Any]  #: the grid values that apply to this trial's algorithm
     train: TrainConfig
     algo_cfg: Any
+    imports: tuple[str, ...] = ()  #: modules the worker imports first (the sweep's ``imports``)
 
     def run_dir(self, out: Path | str) -> Path:
         return Path(out) / self.id
@@ -172,6 +191,7 @@ def expand_trials(sweep: SweepConfig) -> list[Trial]:
     from algd.envs.registry import get_task
 
     sweep.validate()
+    import_modules(sweep.imports)
     preset = dict(load_preset(sweep.preset).values) if sweep.preset else {}
     algos = sweep.algos or (str(preset.get("algo") or TrainConfig.algo),)
     envs = sweep.envs or (str(preset.get("env") or TrainConfig.env),)
@@ -181,6 +201,7 @@ def expand_trials(sweep: SweepConfig) -> list[Trial]:
             get_task(env)
     except KeyError as exc:
         raise ConfigError(exc.args[0]) from None
+    _check_workers_can_register(sweep.imports, algos, envs)
 
     train_types = resolved_types(TrainConfig)
     algo_types = {a: resolved_types(s.config_cls) for a, s in specs.items()}
@@ -238,7 +259,8 @@ def _make_trial(sweep: SweepConfig, algo: str, env: str, seed: int, point: dict[
     train_values = {k: v for k, v in values.items() if k in train_types}
     train_values.setdefault("torch_threads", sweep.torch_threads)
     train_values.update(algo=algo, env=env, seed=seed, out=str(Path(sweep.out or ".") / trial_id),
-                        progress=False)  # a trial's output goes to its log: no bar there
+                        progress=False,  # a trial's output goes to its log: no bar there
+                        imports=tuple(sweep.imports))  # eval/resume of the trial import them
     try:
         train = config_from_dict(TrainConfig, train_values)
         algo_cfg = spec.make_config({k: v for k, v in values.items() if k in algo_names})
@@ -246,7 +268,32 @@ def _make_trial(sweep: SweepConfig, algo: str, env: str, seed: int, point: dict[
         algo_cfg.validate()
     except ConfigError as exc:
         raise ConfigError(f"trial {trial_id}: {exc}") from None
-    return Trial(trial_id, algo, env, seed, point, train, algo_cfg)
+    return Trial(trial_id, algo, env, seed, point, train, algo_cfg, tuple(sweep.imports))
+
+
+def _check_workers_can_register(imports: Sequence[str], algos: Sequence[str],
+                                envs: Sequence[str]) -> None:
+    """Refuse tasks and algorithms that a trial's fresh worker process would not know: those
+    registered outside algd by a module the sweep does not import (above all a script's
+    ``__main__``, which no worker runs)."""
+    from algd.algos.registry import algo_origin
+    from algd.envs.registry import task_origin
+
+    def reachable(module: str) -> bool:
+        return module.split(".")[0] == "algd" or any(
+            module == m or module.startswith(m + ".") for m in imports)
+
+    for kind, name, origin in [*(("algorithm", a, algo_origin(a)) for a in algos),
+                               *(("task", e, task_origin(e)) for e in envs)]:
+        if reachable(origin):
+            continue
+        where = "this script (__main__)" if origin == "__main__" else f"module {origin!r}"
+        raise ConfigError(
+            f"{kind} {name!r} was registered by {where}, which the sweep's worker processes do "
+            "not run, so every trial would fail with 'unknown "
+            f"{kind}'. Register it in an importable module and name that module in imports "
+            "(--imports MODULE, or imports=(...) in SweepConfig)"
+        )
 
 
 def _path_value(v: Any) -> str:

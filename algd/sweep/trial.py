@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from algd.config import ConfigError
-from algd.sweep.spec import LOG_NAME, MANIFEST, Trial, trial_state
+from algd.sweep.spec import LOG_NAME, MANIFEST, Trial, import_modules, trial_state
 
 REPORT_EVERY_S = 1.0  #: seconds between progress reports to the board
 
@@ -43,6 +43,7 @@ def run_trial(trial: Trial, out: str, attempt: int = 1, board: Any = None) -> di
     run_dir.mkdir(parents=True, exist_ok=True)
     with _output_to(run_dir / LOG_NAME), _Reporter(board, trial.id, attempt, run_dir):
         try:
+            import_modules(trial.imports)  # the user's own tasks and algorithms
             action = trial_state(trial, out)
             print(f"=== algd sweep: attempt {attempt} on {socket.gethostname()} "
                   f"(pid {os.getpid()}) at {datetime.now():%Y-%m-%d %H:%M:%S}: "

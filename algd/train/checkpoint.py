@@ -19,7 +19,7 @@ import torch
 
 from algd.algos.base import Agent, EnvInfo
 from algd.algos.registry import AlgoSpec, get_algo
-from algd.config import ConfigError, TrainConfig, config_from_dict
+from algd.config import ConfigError, TrainConfig, config_from_dict, import_modules
 from algd.envs.core import ConstrainedVecEnv
 from algd.envs.registry import TaskSpec, get_task
 from algd.train.seeding import resolve_device
@@ -68,6 +68,21 @@ def atomic_write_text(path: Path, text: str) -> None:
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_text(text + "\n")
     tmp.replace(path)
+
+
+def registered_parts(run_dir: Path, train_cfg: TrainConfig) -> tuple[AlgoSpec, TaskSpec]:
+    """The algorithm and task a run was trained with, after importing its ``imports``; a name
+    this process does not know is a one-line :class:`CheckpointError` that says what to do."""
+    import_modules(train_cfg.imports)
+    try:
+        return get_algo(train_cfg.algo), get_task(train_cfg.env)
+    except KeyError as exc:
+        first = str(exc.args[0]).split(". ")[0]
+        raise CheckpointError(
+            f"{run_dir} was trained with an {first.removeprefix('unknown ')}, which is not "
+            "registered in this process: if it is your own, import the module that registers it "
+            "first (runs trained with --imports MODULE do this themselves)"
+        ) from None
 
 
 def checkpoint_file(which: str) -> str:
@@ -143,9 +158,8 @@ def load_run(
         raise CheckpointError(f"{run_dir} has no {BEST_NAME}: {why}; use its last checkpoint")
     try:
         train_cfg = config_from_dict(TrainConfig, config["train"])
-        spec = get_algo(train_cfg.algo)
+        spec, task = registered_parts(run_dir, train_cfg)
         algo_cfg = config_from_dict(spec.config_cls, config["algo"])
-        task = get_task(train_cfg.env)
         cost_limit = float(config["task"]["cost_limit"])
         threshold = float(config["task"]["critic_threshold"])
     except (KeyError, TypeError) as exc:

@@ -47,6 +47,7 @@ from algd.config import (
     TrainConfig,
     config_from_dict,
     config_to_dict,
+    import_modules,
 )
 from algd.envs.core import VecStep
 from algd.envs.registry import TaskSpec, get_task
@@ -61,6 +62,7 @@ from algd.train.checkpoint import (
     env_info_for,
     read_checkpoint,
     read_config,
+    registered_parts,
 )
 from algd.train.cpu_runtime import flush_denormals, tune_glibc_malloc
 from algd.train.cuda_graph import GraphedUpdate
@@ -110,6 +112,7 @@ class Trainer:
     """
 
     def __init__(self, cfg: TrainConfig, algo_cfg: Any) -> None:
+        import_modules(cfg.imports)  # the user's own tasks and algorithms
         cfg.validate()
         algo_cfg.validate()
         self.cfg, self.algo_cfg = cfg, algo_cfg
@@ -641,7 +644,7 @@ def resume_run(run_dir: Path | str, overrides: dict[str, Any] | None = None) -> 
     try:
         train_values = {**config["train"], **overrides, "out": str(run_dir)}
         train_cfg = config_from_dict(TrainConfig, train_values)
-        spec = get_algo(train_cfg.algo)
+        spec, _ = registered_parts(run_dir, train_cfg)
         algo_cfg = config_from_dict(spec.config_cls, config["algo"])
     except (KeyError, TypeError) as exc:
         raise CheckpointError(f"{run_dir}/config.json is incomplete ({exc})") from None
