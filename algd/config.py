@@ -293,6 +293,15 @@ def config_from_dict(cls: type[T], values: dict[str, Any], *, strict: bool = Tru
     return cls(**kwargs)
 
 
+def typed_copy(cfg: T) -> T:
+    """A copy of the config dataclass ``cfg`` with every value converted to its annotated type,
+    as the command line does: from Python, ``steps="300"`` becomes 300, ``out=Path(...)`` a
+    string, a list a tuple; ``steps=300.7`` or ``seed="one"`` is a :class:`ConfigError` naming
+    the field instead of a failure deep inside the run."""
+    return config_from_dict(type(cfg), {f.name: getattr(cfg, f.name)  # type: ignore[arg-type]
+                                        for f in fields(cfg)})  # type: ignore[arg-type]
+
+
 def config_to_dict(cfg: Any) -> dict[str, Any]:
     out = dataclasses.asdict(cfg)
     return {k: list(v) if isinstance(v, tuple) else v for k, v in out.items()}

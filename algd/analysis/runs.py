@@ -109,8 +109,11 @@ def _is_run_dir(path: Path) -> bool:
     return (path / "config.json").is_file() and (path / "metrics.csv").is_file()
 
 
-def find_run_dirs(paths: Sequence[str | Path]) -> list[Path]:
-    """Expand run directories, globs and directories containing runs into run directories."""
+def find_run_dirs(paths: Sequence[str | Path] | str | Path) -> list[Path]:
+    """Expand run directories, globs and directories containing runs into run directories
+    (``paths``: one of them or a list)."""
+    if isinstance(paths, (str, Path)):
+        paths = [paths]
     if not paths:
         raise ConfigError("give at least one run directory (or a glob, or a directory of runs)")
     found: list[Path] = []
@@ -138,8 +141,9 @@ def find_run_dirs(paths: Sequence[str | Path]) -> list[Path]:
     return list(unique.values())
 
 
-def read_run(path: Path) -> RunRecord | None:
+def read_run(path: Path | str) -> RunRecord | None:
     """Read a run directory; ``None`` (with a warning) when it has no evaluation row yet."""
+    path = Path(path)
     try:
         config = json.loads((path / "config.json").read_text())
         config["train"]["algo"], config["task"]["name"]  # noqa: B018 - required keys
@@ -155,7 +159,7 @@ def read_run(path: Path) -> RunRecord | None:
     return RunRecord(path, config, metrics, summary)
 
 
-def load_runs(paths: Sequence[str | Path]) -> list[RunRecord]:
+def load_runs(paths: Sequence[str | Path] | str | Path) -> list[RunRecord]:
     """Find and read every run under ``paths`` (see :func:`find_run_dirs`)."""
     runs = [r for r in (read_run(p) for p in find_run_dirs(paths)) if r is not None]
     if not runs:

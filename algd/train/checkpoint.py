@@ -10,7 +10,7 @@ Checkpoints are plain ``torch.save`` dictionaries of tensors, numbers and string
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -49,8 +49,11 @@ def env_info_for(env: ConstrainedVecEnv, task: TaskSpec, threshold: float) -> En
 
 @dataclass
 class LoadedRun:
+    """A run loaded back by :func:`load_run`: its configs, task, limit and the agent with the
+    checkpoint's weights (in eval mode)."""
+
     run_dir: Path
-    config: dict[str, Any]  #: the resolved config.json
+    config: dict[str, Any] = field(repr=False)  #: the resolved config.json
     train_cfg: TrainConfig
     algo_cfg: Any
     algo: AlgoSpec
@@ -59,7 +62,7 @@ class LoadedRun:
     cost_limit: float
     threshold: float
     env_steps: int  #: environment steps at which the checkpoint was written
-    checkpoint: dict[str, Any]  #: the raw checkpoint (resume reads the rest of its state)
+    checkpoint: dict[str, Any] = field(repr=False)  #: the raw checkpoint (replay buffer, RNGs, …)
 
 
 def atomic_write_text(path: Path, text: str) -> None:
@@ -147,8 +150,9 @@ def load_run(
     """Rebuild the agent of a run directory and load its checkpoint's weights.
 
     ``checkpoint``: the file to load, :data:`CHECKPOINT_NAME` (the last state) or
-    :data:`BEST_NAME` (the best evaluation within the cost limit).
+    :data:`BEST_NAME` (the best evaluation within the cost limit), or ``"last"`` / ``"best"``.
     """
+    checkpoint = CHECKPOINT_FILES.get(checkpoint, checkpoint)
     run_dir = Path(run_dir)
     config = read_config(run_dir)
     if checkpoint == BEST_NAME and not (run_dir / BEST_NAME).exists():

@@ -48,6 +48,7 @@ from algd.config import (
     config_from_dict,
     config_to_dict,
     import_modules,
+    typed_copy,
 )
 from algd.envs.core import VecStep
 from algd.envs.registry import TaskSpec, get_task
@@ -112,12 +113,14 @@ class Trainer:
     """
 
     def __init__(self, cfg: TrainConfig, algo_cfg: Any) -> None:
+        cfg, algo_cfg = typed_copy(cfg), typed_copy(algo_cfg)  # Python callers: typed values
         import_modules(cfg.imports)  # the user's own tasks and algorithms
         cfg.validate()
         algo_cfg.validate()
         self.cfg, self.algo_cfg = cfg, algo_cfg
         self.algo: AlgoSpec = get_algo(cfg.algo)
         self.task: TaskSpec = get_task(cfg.env)
+        self._threads_before = torch.get_num_threads()  # put back when run()/resume() return
         if cfg.torch_threads is not None:
             torch.set_num_threads(cfg.torch_threads)
         self.device = resolve_device(cfg.device)
@@ -175,6 +178,12 @@ class Trainer:
         ``keep`` names files the caller already placed in ``run_dir`` (e.g. a log it is writing
         to); any other content means the directory holds another run, which is refused.
         """
+        try:
+            return self._run(run_dir, keep)
+        finally:
+            torch.set_num_threads(self._threads_before)
+
+    def _run(self, run_dir: Path | str | None, keep: Sequence[str]) -> RunResult:
         self.run_dir = Path(run_dir or self.cfg.out or default_run_dir(self.cfg))
         _prepare_run_dir(self.run_dir, keep)
         if self.cfg.utd == 0 or self.cfg.steps <= self.cfg.warmup_steps:
@@ -194,6 +203,12 @@ class Trainer:
         ``steps_requested``: the caller changed ``steps`` (to extend the run); a value the
         checkpoint has already passed is then an error instead of a silent no-op.
         """
+        try:
+            return self._resume(run_dir, steps_requested)
+        finally:
+            torch.set_num_threads(self._threads_before)
+
+    def _resume(self, run_dir: Path | str, steps_requested: bool) -> RunResult:
         self.run_dir = Path(run_dir)
         state = read_checkpoint(self.run_dir / CHECKPOINT_NAME)
         done = int(state["trainer"]["env_steps"])

@@ -1,0 +1,67 @@
+"""The Python API as a notebook uses it: loose value types, single paths, figures, globals."""
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from algd.algos import get_algo
+from algd.config import ConfigError, TrainConfig
+from algd.train import Trainer, resume_run, train
+from algd.train.checkpoint import load_run
+
+TINY = dict(warmup_steps=100, eval_every=100, eval_episodes=2, batch_size=32, progress=False,
+            plot=False, torch_threads=1)
+TINY_ALGO = dict(policy_hidden=16, critic_hidden=(16, 16))
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    """One tiny run started with the loose values a notebook passes: a Path, numbers as text."""
+    out = tmp_path_factory.mktemp("api") / "run"
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        res = train(TrainConfig(out=out, steps="200", seed="1", **TINY), TINY_ALGO)  # type: ignore[arg-type]
+        threads_after = torch.get_num_threads()
+    finally:
+        torch.set_num_threads(before)
+    return res, threads_after
+
+
+def test_loose_types_are_read_as_the_command_line_reads_them(run):
+    res, threads_after = run
+    assert res.summary["env_steps"] == 200 and res.summary["seed"] == 1
+    assert isinstance(res.run_dir, Path)
+    assert threads_after == 2  # the run's one torch thread was for the run only
+    with pytest.raises(ConfigError, match="steps.*not an integer"):
+        Trainer(TrainConfig(steps=300.7, **TINY), get_algo("algd-vesde").make_config(TINY_ALGO))  # type: ignore[arg-type]
+    with pytest.raises(ConfigError, match="seed"):
+        Trainer(TrainConfig(seed="one", **TINY), get_algo("algd-vesde").make_config(TINY_ALGO))  # type: ignore[arg-type]
+
+
+def test_loaded_run_prints_short_and_takes_checkpoint_names(run):
+    res, _ = run
+    loaded = load_run(res.run_dir, checkpoint="best")  # as evaluate_run(..., checkpoint="best")
+    assert loaded.env_steps == res.summary["best"]["env_steps"]
+    assert len(repr(loaded)) < 5_000  # not the replay buffer and RNG states
+    assert load_run(str(res.run_dir), checkpoint="last").env_steps == 200
+    assert callable(resume_run)  # exported next to train
+
+
+def test_single_paths_and_figures_from_the_run_alone(run):
+    from matplotlib.figure import Figure
+
+    from algd.analysis import comparison_figure, group_runs, load_runs, run_figure
+    from algd.analysis.runs import read_run
+
+    res, _ = run
+    runs = load_runs(str(res.run_dir))  # one path, not a list of characters
+    assert len(runs) == 1 and read_run(str(res.run_dir)) is not None
+    fig = run_figure(res.run_dir)  # limit, h and title from the run's config
+    assert isinstance(fig, Figure)
+    texts = [t.get_text() for ax in fig.axes for t in ax.texts + [ax.title]]
+    assert "algd-vesde on PointDetour (seed 1)" == fig._suptitle.get_text()
+    labels = [t.get_text() for ax in fig.axes if ax.get_legend() for t in ax.get_legend().texts]
+    assert "limit 2" in labels and any(lab.startswith("h = ") for lab in labels), (labels, texts)
+    assert isinstance(comparison_figure(group_runs(load_runs(res.run_dir))), Figure)
