@@ -176,3 +176,17 @@ def test_other_variants_settings_are_named_as_unused(capsys):
     capsys.readouterr()
     _, cfg = resolve_train_args(["--algo", "algd-vesde"])
     assert cfg.ignored_fields() == [] and "does not use" not in capsys.readouterr().err
+
+
+def test_a_categorical_defining_value_cannot_be_overridden():
+    """lgd-vesde with energy=augmented would be ALGD under LGD's name (in run directories, plots
+    and reports); numeric defining values stay open (CAL's Ant setting: E = 8, c = 100)."""
+    from algd.config import ConfigError
+
+    with pytest.raises(ConfigError, match="defined by energy=lagrangian.*--algo algd-vesde"):
+        get_algo("lgd-vesde").make_config({"energy": "augmented"})
+    with pytest.raises(ConfigError, match="defined by variant=ddpm.*--algo algd-vesde"):
+        get_algo("algd-ddpm").make_config({"variant": "vesde"})
+    cal = get_algo("cal").make_config({"convexity": 100.0, "cost_ensemble_size": 8})
+    assert (cal.convexity, cal.cost_ensemble_size) == (100.0, 8)
+    assert get_algo("lgd-vesde").make_config({"energy": "lagrangian"}).energy == "lagrangian"

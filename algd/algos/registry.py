@@ -30,9 +30,25 @@ class AlgoSpec:
     description: str = ""
 
     def make_config(self, overrides: dict[str, Any] | None = None) -> Any:
-        from algd.config import config_from_dict
+        """The algorithm's config: its defining values, then ``overrides``.
 
-        return config_from_dict(self.config_cls, {**self.defaults, **(overrides or {})})
+        Numeric defining values may be overridden (CAL with E = 8, c = 100 is still CAL); a
+        categorical one (``energy``, ``variant``) names another algorithm, which is refused.
+        """
+        from algd.config import ConfigError, config_from_dict
+
+        overrides = overrides or {}
+        cfg = config_from_dict(self.config_cls, {**self.defaults, **overrides})  # types first
+        for key, value in self.defaults.items():
+            if isinstance(value, str) and key in overrides and overrides[key] != value:
+                others = [s.name for s in _ALGOS.values() if s.config_cls is self.config_cls
+                          and s.defaults.get(key) == overrides[key]
+                          and all(s.defaults.get(k) == v for k, v in self.defaults.items()
+                                  if k != key)]
+                hint = f"; use --algo {others[0]}" if others else ""
+                raise ConfigError(f"{self.name} is defined by {key}={value}, so it cannot run with "
+                                  f"{key}={overrides[key]}{hint}")
+        return cfg
 
 
 _ALGOS: dict[str, AlgoSpec] = {}

@@ -71,7 +71,7 @@ def sweep_parser() -> argparse.ArgumentParser:
                    "several fields; tuple fields separate values with ';')")
     g.add_argument("--dry-run", action="store_true", default=argparse.SUPPRESS,
                    help="list the trials and what each would do; run nothing")
-    seen = set(DIMENSIONS) | {"progress"}
+    seen = set(DIMENSIONS) | {"progress", "imports"}  # the sweep's --imports sets every trial's
     _add_dataclass_flags(p.add_argument_group("every trial's run (fixed values)"), TrainConfig,
                          {}, skip=tuple(seen))
     seen |= {f.name for f in dataclasses.fields(TrainConfig)}
