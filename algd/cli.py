@@ -26,7 +26,6 @@ from algd.config import (
     RESUMABLE_OVERRIDES,
     ConfigError,
     TrainConfig,
-    config_from_dict,
     field_docs,
     import_modules,
     list_presets,
@@ -117,7 +116,8 @@ def _train_parser(algo_name: str, prog: str) -> argparse.ArgumentParser:
 
 def resolve_train_args(argv: Sequence[str]) -> tuple[TrainConfig, Any]:
     """Turn ``algd train`` arguments into validated (TrainConfig, algorithm config)."""
-    from algd.algos.registry import algo_field_names, get_algo
+    from algd.algos.registry import get_algo
+    from algd.train.loop import make_configs
 
     pre = ArgParser(add_help=False, prog="algd train")
     pre.add_argument("--algo")
@@ -126,30 +126,16 @@ def resolve_train_args(argv: Sequence[str]) -> tuple[TrainConfig, Any]:
     known, _ = pre.parse_known_args(argv)
     # first: the modules may register the --algo and --env named here
     import_modules([m.strip() for m in known.imports.split(",") if m.strip()])
-    preset_values: dict[str, Any] = {}
-    if known.preset:
-        preset_values = dict(load_preset(known.preset).values)
-    algo_name = known.algo or preset_values.get("algo") or TrainConfig.algo
-    spec = get_algo(algo_name)
+    preset_algo = load_preset(known.preset).values.get("algo") if known.preset else None
+    algo_name = known.algo or preset_algo or TrainConfig.algo
+    get_algo(algo_name)  # an unknown name: suggestions before the parser is built
     parsed, extra = _train_parser(algo_name, "algd train").parse_known_args(argv)
     if extra:
         _explain_unknown_flags(algo_name, extra)
     args = vars(parsed)
     args.pop("preset", None)
-    args["algo"] = algo_name
-    train_names = {f.name for f in dataclasses.fields(TrainConfig)}
-    algo_names = {f.name for f in dataclasses.fields(spec.config_cls)}
-    unknown = set(preset_values) - train_names - algo_field_names()
-    if unknown:
-        raise ConfigError(f"preset {known.preset} sets field(s) no algorithm has: {sorted(unknown)}")
-    # a preset may also hold other algorithms' fields (e.g. `paper` sizes both the diffusion
-    # policy and the SAC actor); those do not apply to this one
-    preset_values = {k: v for k, v in preset_values.items() if k in train_names | algo_names}
-    merged = {**preset_values, **args}
-    train_cfg = config_from_dict(TrainConfig, {k: v for k, v in merged.items() if k in train_names})
-    algo_cfg = spec.make_config({k: v for k, v in merged.items() if k in algo_names})
-    train_cfg.validate()
-    algo_cfg.validate()
+    args.pop("algo", None)
+    train_cfg, algo_cfg = make_configs(algo_name, known.preset, **args)
     ignored = algo_cfg.ignored_fields() if hasattr(algo_cfg, "ignored_fields") else []
     if ignored:  # e.g. --sigma-max given to the DDPM variant: accepted, but has no effect
         flags = ", ".join(f"--{name.replace('_', '-')}" for name in ignored)

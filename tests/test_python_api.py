@@ -65,3 +65,21 @@ def test_single_paths_and_figures_from_the_run_alone(run):
     labels = [t.get_text() for ax in fig.axes if ax.get_legend() for t in ax.get_legend().texts]
     assert "limit 2" in labels and any(lab.startswith("h = ") for lab in labels), (labels, texts)
     assert isinstance(comparison_figure(group_runs(load_runs(res.run_dir))), Figure)
+
+
+def test_make_configs_is_algd_train_from_python():
+    """Presets and fields as `algd train --preset paper --algo cal --steps 20000` resolves them."""
+    from algd.cli import resolve_train_args
+    from algd.train import make_configs
+
+    cfg, algo_cfg = make_configs("cal", "paper", steps="20000", seed=1)
+    cli_cfg, cli_algo = resolve_train_args(["--preset", "paper", "--algo", "cal", "--steps",
+                                            "20000", "--seed", "1"])
+    assert (cfg, algo_cfg) == (cli_cfg, cli_algo)
+    assert cfg.batch_size == 256 and cfg.utd == 10 and algo_cfg.actor_hidden == (256, 256)
+    assert algo_cfg.cost_ensemble_size == 4  # CAL's own E, whatever the preset holds
+    assert make_configs("algd-vesde", "paper")[1].policy_hidden == 128  # its fields, not SAC's
+    with pytest.raises(ConfigError, match="unknown field.*rhoo"):
+        make_configs("algd-vesde", rhoo=2)
+    with pytest.raises(ConfigError, match="unknown algorithm 'algd-vsde'.*algd-vesde"):
+        make_configs("algd-vsde")

@@ -22,6 +22,7 @@ an uninterrupted run when the environment state is saved.
 from __future__ import annotations
 
 import copy
+import dataclasses
 import json
 import math
 import random
@@ -773,6 +774,47 @@ def _progress_bar(total: int, desc: str, enabled: bool, initial: int = 0) -> Any
 
     return tqdm(total=total, desc=desc, unit="step", dynamic_ncols=True, smoothing=0.05,
                 initial=initial)
+
+
+def make_configs(algo: str | None = None, preset: str | None = None,
+                 **fields: Any) -> tuple[TrainConfig, Any]:
+    """(TrainConfig, algorithm config) as ``algd train`` builds them: the algorithm's defaults ←
+    the preset ← ``fields`` (any training or algorithm field, typed as on the command line).
+
+        cfg, algo_cfg = make_configs("cal", "paper", steps=20_000, seed=1)
+        result = Trainer(cfg, algo_cfg).run()
+
+    A preset's fields that this algorithm lacks are skipped (``paper`` sizes both the diffusion
+    policy and the SAC actor), and what defines the algorithm stays its registry entry's.
+    """
+    from algd.algos.registry import algo_field_names
+    from algd.config import load_preset
+
+    import_modules(config_from_dict(TrainConfig, {"imports": fields.get("imports", ())}).imports)
+    preset_values = dict(load_preset(preset).values) if preset else {}
+    name = algo or preset_values.get("algo") or TrainConfig.algo
+    try:
+        spec = get_algo(name)
+    except KeyError as exc:
+        raise ConfigError(exc.args[0]) from None
+    train_names = {f.name for f in dataclasses.fields(TrainConfig)}
+    algo_names = {f.name for f in dataclasses.fields(spec.config_cls)}
+    unknown = set(preset_values) - train_names - algo_field_names()
+    if unknown:
+        raise ConfigError(f"preset {preset} sets field(s) no algorithm has: {sorted(unknown)}")
+    unknown = set(fields) - train_names - algo_names - {"algo"}
+    if unknown:
+        raise ConfigError(f"unknown field(s) for {name}: {', '.join(sorted(unknown))} (neither "
+                          f"a training option nor one of {name}'s; `algd train --algo {name} "
+                          "--help` lists them)")
+    # a preset's fields of other algorithms do not apply to this one
+    preset_values = {k: v for k, v in preset_values.items() if k in train_names | algo_names}
+    merged = {**preset_values, **fields, "algo": name}
+    train_cfg = config_from_dict(TrainConfig, {k: v for k, v in merged.items() if k in train_names})
+    algo_cfg = spec.make_config({k: v for k, v in merged.items() if k in algo_names})
+    train_cfg.validate()
+    algo_cfg.validate()
+    return train_cfg, algo_cfg
 
 
 def train(cfg: TrainConfig, algo_overrides: dict[str, Any] | None = None) -> RunResult:
