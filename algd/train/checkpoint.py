@@ -96,6 +96,14 @@ def checkpoint_file(which: str) -> str:
     return CHECKPOINT_FILES[which]
 
 
+def atomic_torch_save(state: dict[str, Any], path: Path) -> None:
+    """``torch.save`` through a temporary file and a rename: a crash never leaves a torn file
+    where the previous good one was."""
+    tmp = path.with_name(path.name + ".tmp")
+    torch.save(state, tmp)
+    tmp.replace(path)
+
+
 def read_config(run_dir: Path) -> dict[str, Any]:
     path = Path(run_dir) / "config.json"
     if not path.exists():

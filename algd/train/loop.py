@@ -60,6 +60,7 @@ from algd.train.checkpoint import (
     CHECKPOINT_FORMAT,
     CHECKPOINT_NAME,
     CheckpointError,
+    atomic_torch_save,
     atomic_write_text,
     env_info_for,
     read_checkpoint,
@@ -406,10 +407,7 @@ class Trainer:
         state = {"format": CHECKPOINT_FORMAT, "algo": self.cfg.algo,
                  "config": self.resolved_config(), "env_steps": self._best["env_steps"],
                  "agent": self._best["agent"], "best": best}
-        path = self.run_dir / BEST_NAME
-        tmp = path.with_name(path.name + ".tmp")
-        torch.save(state, tmp)
-        tmp.replace(path)
+        atomic_torch_save(state, self.run_dir / BEST_NAME)
 
     def _open_logger(self, keep_rows: int | None = None) -> None:
         path = self.run_dir / "metrics.csv"
@@ -488,9 +486,7 @@ class Trainer:
         good one. Refuses to save a state that went non-finite."""
         self._check_finite()
         path = Path(path or self.run_dir / CHECKPOINT_NAME)
-        tmp = path.with_name(path.name + ".tmp")
-        torch.save(self.state_dict(), tmp)
-        tmp.replace(path)
+        atomic_torch_save(self.state_dict(), path)
         return path
 
     def _restore(self, state: dict[str, Any]) -> None:
