@@ -102,14 +102,8 @@ _ORIGIN: dict[str, str] = {}
 def register_task(spec: TaskSpec) -> TaskSpec:
     """Add a task to the registry (re-registering a name replaces it)."""
     _TASKS[spec.name] = spec
-    _ORIGIN[spec.name] = caller_module()
+    _ORIGIN[spec.name] = str(sys._getframe(1).f_globals.get("__name__", "?"))  # the caller's
     return spec
-
-
-def caller_module() -> str:
-    """``__name__`` of the module whose code called the function that calls this one (a
-    registry's ``register_*``)."""
-    return str(sys._getframe(2).f_globals.get("__name__", "?"))
 
 
 def task_origin(name: str) -> str:
