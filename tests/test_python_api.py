@@ -83,3 +83,11 @@ def test_make_configs_is_algd_train_from_python():
         make_configs("algd-vesde", rhoo=2)
     with pytest.raises(ConfigError, match="unknown algorithm 'algd-vsde'.*algd-vesde"):
         make_configs("algd-vsde")
+
+
+def test_modality_takes_one_run_directory(run):
+    from algd.analysis.modality import compare_modality
+
+    res, _ = run
+    chosen, rates = compare_modality(str(res.run_dir), states=3, samples=8, episodes=2)
+    assert len(rates) == 1 and len(chosen.obs) == 3

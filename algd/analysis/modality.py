@@ -134,12 +134,16 @@ def gaussian_like(x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return rng.multivariate_normal(x.mean(0), cov, size=len(x), method="eigh")
 
 
-def compare_modality(run_dirs: Sequence[str | Path], *, reference: str | Path | None = None,
+def compare_modality(run_dirs: Sequence[str | Path] | str | Path, *,
+                     reference: str | Path | None = None,
                      states: int = 50, samples: int = 128, episodes: int = 20,
                      seed: int = 0) -> tuple[BoundaryStates, list[ModalityRate]]:
-    """Boundary states from ``reference`` (default: the first run), then every run's rate."""
+    """Boundary states from ``reference`` (default: the first run), then every run's rate
+    (``run_dirs``: one run directory or a list of them)."""
     from algd.train.checkpoint import load_run
 
+    if isinstance(run_dirs, (str, Path)):
+        run_dirs = [run_dirs]
     if states < 1 or samples < 2 or episodes < 1:
         raise ConfigError(f"need states >= 1, samples >= 2 and episodes >= 1, got {states}, "
                           f"{samples}, {episodes}")
