@@ -205,6 +205,22 @@ def field_docs(cls: type) -> dict[str, str]:
     return docs
 
 
+def documented(cls: type[T]) -> type[T]:
+    """List a config dataclass's fields, defaults and docstrings in its ``__doc__`` (under the
+    ``@dataclass``), so ``help(cls)`` and a notebook's ``cls?`` show every option."""
+    docs = field_docs(cls)  # type: ignore[arg-type]  # (lru_cache sees a non-Hashable T)
+    lines = []
+    for f in fields(cls):  # type: ignore[arg-type]
+        default = (f.default if f.default is not dataclasses.MISSING else
+                   f.default_factory() if f.default_factory is not dataclasses.MISSING else "")
+        lines.append(f"    {f.name} = {default!r}\n        {docs.get(f.name, '')}")
+    cls.__doc__ = f"{(cls.__doc__ or '').rstrip()}\n\nFields (= default):\n" + "\n".join(lines)
+    return cls
+
+
+documented(TrainConfig)
+
+
 def resolved_types(cls: type) -> dict[str, Any]:
     return typing.get_type_hints(cls)
 

@@ -91,3 +91,11 @@ def test_modality_takes_one_run_directory(run):
     res, _ = run
     chosen, rates = compare_modality(str(res.run_dir), states=3, samples=8, episodes=2)
     assert len(rates) == 1 and len(chosen.obs) == 3
+
+
+def test_help_lists_every_option_with_its_default_and_meaning():
+    from algd.algos.algd import ALGDConfig
+    from algd.sweep import SweepConfig
+
+    assert "steps = 8000\n        total environment steps, warm-up included" in TrainConfig.__doc__
+    assert "rho = " in ALGDConfig.__doc__ and "imports = ()" in SweepConfig.__doc__

@@ -35,7 +35,7 @@ from torch import Tensor
 from algd.algos.base import Agent, EnvInfo, adam, polyak_update
 from algd.algos.td import critic_td_step
 from algd.buffers.replay import Batch
-from algd.config import ConfigError, in_range, non_negative, positive
+from algd.config import ConfigError, documented, in_range, non_negative, positive
 from algd.diffusion.policy import DiffusionPolicy
 from algd.diffusion.score_target import mc_score_target
 from algd.lagrangian.energy import EnergyKind, energy, ucb_cost
@@ -43,6 +43,7 @@ from algd.lagrangian.multiplier import Multiplier, MultiplierRule, make_multipli
 from algd.nets.critics import CriticBank
 
 
+@documented
 @dataclass
 class ALGDConfig:
     """ALGD hyperparameters. Defaults are sized for the built-in task on a laptop CPU; the

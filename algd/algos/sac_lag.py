@@ -43,7 +43,7 @@ from torch import Tensor
 from algd.algos.base import Agent, EnvInfo, adam, polyak_update
 from algd.algos.td import critic_td_step
 from algd.buffers.replay import Batch
-from algd.config import ConfigError, in_range, non_negative, positive
+from algd.config import ConfigError, documented, in_range, non_negative, positive
 from algd.lagrangian.energy import ucb_cost
 from algd.lagrangian.multiplier import (
     LogMultiplier,
@@ -56,6 +56,7 @@ from algd.nets.critics import CriticBank
 from algd.nets.tanh_gaussian import TanhGaussianActor
 
 
+@documented
 @dataclass
 class SACLagConfig:
     """Hyperparameters of the SAC primal-dual family. Defaults are SAC-Lag sized for the built-in

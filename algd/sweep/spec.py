@@ -30,6 +30,7 @@ from algd.config import (
     coerce,
     config_from_dict,
     config_to_dict,
+    documented,
     import_modules,
     load_preset,
     resolved_types,
@@ -43,6 +44,7 @@ DIMENSIONS = {"algo": "--algos", "env": "--envs", "seed": "--seeds", "out": "--o
 TrialState = Literal["new", "done", "resume", "restart"]
 
 
+@documented
 @dataclass
 class SweepConfig:
     """A sweep: which trials to run (algorithms × tasks × grid × seeds) and on which resources."""
