@@ -19,7 +19,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from algd.analysis.plots import format_steps, new_figure, save_figure
+from algd.analysis.plots import format_steps, new_figure, save_png_and_svg
 from algd.analysis.runs import AlignedCurves, RunGroup, align
 from algd.analysis.stats import bootstrap_band
 
@@ -57,14 +57,7 @@ def moving_average(y: np.ndarray, window: int) -> np.ndarray:
 def plot_comparison(groups: Sequence[RunGroup], out: Path | str, **kwargs: Any) -> list[Path]:
     """Draw :func:`comparison_figure` to ``out`` (PNG) and the same name with ``.svg``; returns
     both paths."""
-    fig = comparison_figure(groups, **kwargs)
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    png = out if out.suffix.lower() == ".png" else out.with_suffix(".png")
-    svg = png.with_suffix(".svg")
-    save_figure(fig, png, dpi=110)
-    save_figure(fig, svg)
-    return [png, svg]
+    return save_png_and_svg(comparison_figure(groups, **kwargs), out, dpi=110)
 
 
 def comparison_figure(

@@ -626,23 +626,14 @@ def _rollout_states(run: Any, model: EnergyModel, seed: int) -> tuple[list[str],
 def plot_landscape(result: LandscapeResult, out: str | Any, *, paths: int = 12) -> list[Any]:
     """Draw :func:`landscape_figure` to ``out`` (PNG) and the same name with ``.svg``; returns
     both paths."""
-    from pathlib import Path
-
     import matplotlib
 
-    from algd.analysis.plots import save_figure
+    from algd.analysis.plots import save_png_and_svg
 
     # hatch colours are set per panel (rcParams, read at save time before matplotlib 3.10):
     # drawn and saved in one context, which leaves the global style alone
     with matplotlib.rc_context():
-        fig = _landscape_figure(result, paths, matplotlib)
-        out = Path(out)
-        out.parent.mkdir(parents=True, exist_ok=True)
-        png = out if out.suffix.lower() == ".png" else out.with_suffix(".png")
-        svg = png.with_suffix(".svg")
-        save_figure(fig, png, dpi=100)
-        save_figure(fig, svg)
-    return [png, svg]
+        return save_png_and_svg(_landscape_figure(result, paths, matplotlib), out, dpi=100)
 
 
 def landscape_figure(result: LandscapeResult, *, paths: int = 12) -> Any:

@@ -195,6 +195,18 @@ def save_figure(fig: Any, path: Path, dpi: int = 110) -> None:
         fig.savefig(path, dpi=dpi)
 
 
+def save_png_and_svg(fig: Any, out: Path | str, dpi: int) -> list[Path]:
+    """Save ``fig`` as ``out`` (a PNG; another suffix is replaced) and the same name with
+    ``.svg``, creating the directory; returns both paths."""
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    png = out if out.suffix.lower() == ".png" else out.with_suffix(".png")
+    svg = png.with_suffix(".svg")
+    save_figure(fig, png, dpi=dpi)
+    save_figure(fig, svg)
+    return [png, svg]
+
+
 def _band(ax: Any, x: np.ndarray, mean: Any, std: Any, color: str, label: str,
           floor: float | None = None) -> None:
     """Shade mean ± std (clipped at ``floor`` for quantities that cannot go below it)."""
