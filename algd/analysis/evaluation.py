@@ -21,7 +21,7 @@ import numpy as np
 import torch
 
 from algd.config import ConfigError
-from algd.train.checkpoint import LoadedRun, checkpoint_file, load_run
+from algd.train.checkpoint import LoadedRun, atomic_write_text, checkpoint_file, load_run
 from algd.train.evaluate import EvalResult, eval_env_count, evaluate
 from algd.train.seeding import SeedStreams
 
@@ -92,7 +92,8 @@ def evaluate_run(
     """
     if episodes < 1:
         raise ConfigError(f"--episodes must be >= 1, got {episodes}")
-    run = load_run(run_dir, device, checkpoint_file(checkpoint))
+    file = checkpoint_file(checkpoint)  # refuses a name other than last / best
+    run = load_run(run_dir, device, file)
     seed = default_eval_seed(run.train_cfg.seed) if seed is None else int(seed)
     modes = evaluate_loaded(run, episodes, seed)
     primary = "deterministic" if run.train_cfg.eval_deterministic else "stochastic"
@@ -101,7 +102,7 @@ def evaluate_run(
         "run_dir": str(run.run_dir),
         "algo": run.train_cfg.algo,
         "env": run.task.name,
-        "checkpoint": checkpoint_file(checkpoint),
+        "checkpoint": file,
         "checkpoint_env_steps": run.env_steps,
         "episodes": episodes,
         "seed": seed,
@@ -116,9 +117,7 @@ def evaluate_run(
     }
     if write:
         path = Path(run_dir) / (EVAL_FILE if checkpoint == "last" else EVAL_BEST_FILE)
-        tmp = path.with_suffix(".json.tmp")
-        tmp.write_text(json.dumps(report, indent=2) + "\n")
-        tmp.replace(path)
+        atomic_write_text(path, json.dumps(report, indent=2))
         report["path"] = str(path)
     return report
 
