@@ -17,11 +17,11 @@ from helpers import metrics, same_best
 
 from algd.algos import get_algo
 from algd.cli import main
-from algd.config import TrainConfig
+from algd.config import ConfigError, TrainConfig
 from algd.envs import PointDetourVec, TaskSpec, register_task
 from algd.train import Trainer
 from algd.train.checkpoint import CheckpointError, load_run, read_checkpoint
-from algd.train.loop import resume_run
+from algd.train.loop import TrainingInterrupted, resume_run
 
 TINY = dict(warmup_steps=100, eval_every=100, eval_episodes=2, batch_size=32, progress=False,
             plot=False, torch_threads=1)
@@ -107,6 +107,59 @@ def test_sigkill_loses_at_most_one_interval_and_resume_is_exact(tmp_path, refere
     assert main(["train", "--resume", str(out)]) == 0
     assert metrics(out) == metrics(reference)
     assert same_best(out, reference)  # a best.pt written after the checkpoint is not kept
+
+
+def _evaluate_then(monkeypatch, action):
+    """Run ``action()`` inside the first evaluation (the step-0 one), then evaluate."""
+    original, calls = Trainer._evaluate, []
+
+    def evaluate(self):
+        if not calls:
+            calls.append(1)
+            action()
+        return original(self)
+
+    monkeypatch.setattr(Trainer, "_evaluate", evaluate)
+
+
+def test_signal_during_the_first_evaluation_checkpoints_step_0_and_resumes_exactly(
+        tmp_path, reference, monkeypatch, capsys):
+    """On the navigation tasks the step-0 evaluation takes ~40 s: Ctrl-C there must not leave a
+    run that can be neither resumed nor started again."""
+    _evaluate_then(monkeypatch, lambda: os.kill(os.getpid(), signal.SIGINT))
+    with pytest.raises(TrainingInterrupted, match="SIGINT received at environment step 0"):
+        train_run(tmp_path / "run", steps=600)
+    assert "SIGINT received; stopping after the current step or evaluation" in capsys.readouterr().err
+    assert read_checkpoint(tmp_path / "run" / "checkpoint.pt")["env_steps"] == 0
+    monkeypatch.undo()
+    resume_run(tmp_path / "run")
+    assert metrics(tmp_path / "run") == metrics(reference)
+    assert same_best(tmp_path / "run", reference)
+
+
+def test_run_that_died_before_its_first_checkpoint_is_started_again(tmp_path, reference,
+                                                                    monkeypatch, capsys):
+    def crash():
+        raise RuntimeError("the machine went away")
+
+    run_dir = tmp_path / "run"
+    _evaluate_then(monkeypatch, crash)
+    with pytest.raises(RuntimeError):
+        train_run(run_dir, steps=600)
+    monkeypatch.undo()
+    assert (run_dir / "config.json").exists() and not (run_dir / "checkpoint.pt").exists()
+    assert main(["train", "--resume", str(run_dir)]) == 2
+    err = capsys.readouterr().err
+    assert "stopped before its first checkpoint" in err and "start it afresh" in err
+    train_run(run_dir, steps=600)  # the same command again starts it afresh
+    assert "starting it again" in capsys.readouterr().err
+    assert metrics(run_dir) == metrics(reference)
+    # a directory with anything else in it is still refused
+    (tmp_path / "other").mkdir()
+    for name in ("config.json", "notes.txt"):
+        (tmp_path / "other" / name).write_text((run_dir / "config.json").read_text())
+    with pytest.raises(ConfigError, match="already holds another run"):
+        train_run(tmp_path / "other", steps=600)
 
 
 def test_resume_refuses_config_changes_and_bad_checkpoints(tmp_path, capsys):

@@ -122,6 +122,20 @@ def _trained_without_checkpoints(run_dir: Path) -> bool:
         return False
 
 
+def stopped_before_first_checkpoint(run_dir: Path) -> bool:
+    """``run_dir`` holds a run (with checkpoints on) that ended before it wrote its first
+    checkpoint or its summary (killed during the step-0 evaluation, say): nothing can resume it."""
+    run_dir = Path(run_dir)
+    if not (run_dir / "config.json").exists() or (run_dir / CHECKPOINT_NAME).exists():
+        return False
+    if (run_dir / "summary.json").exists():
+        return False
+    try:
+        return read_config(run_dir)["train"].get("checkpoint", True) is not False
+    except (CheckpointError, KeyError, TypeError, AttributeError):
+        return False
+
+
 def read_checkpoint(path: Path) -> dict[str, Any]:
     """Load a checkpoint file, turning every failure into a one-line :class:`CheckpointError`.
 
@@ -135,6 +149,12 @@ def read_checkpoint(path: Path) -> dict[str, Any]:
             raise CheckpointError(
                 f"no checkpoint at {path}: the run was trained with --checkpoint false, so it "
                 "can be neither loaded nor resumed; train it again with checkpoints on"
+            )
+        if path.name == CHECKPOINT_NAME and stopped_before_first_checkpoint(path.parent):
+            raise CheckpointError(
+                f"no checkpoint at {path}: the run stopped before its first checkpoint, so there "
+                f"is nothing to resume or load; run the same `algd train ... --out {path.parent}` "
+                "command again to start it afresh"
             )
         raise CheckpointError(f"no checkpoint at {path}; train (or resume) the run first")
     try:

@@ -26,6 +26,7 @@ import dataclasses
 import json
 import math
 import random
+import shutil
 import signal
 import sys
 import threading
@@ -66,6 +67,7 @@ from algd.train.checkpoint import (
     read_checkpoint,
     read_config,
     registered_parts,
+    stopped_before_first_checkpoint,
 )
 from algd.train.cpu_runtime import flush_denormals, tune_glibc_malloc
 from algd.train.cuda_graph import GraphedUpdate
@@ -180,14 +182,18 @@ class Trainer:
         ``keep`` names files the caller already placed in ``run_dir`` (e.g. a log it is writing
         to); any other content means the directory holds another run, which is refused.
         """
+        # signals are caught from the start: a Ctrl-C during the step-0 evaluation (long on the
+        # navigation tasks) still ends with a checkpoint that --resume continues
+        handlers = self._install_signal_handlers()
         try:
             return self._run(run_dir, keep)
         finally:
+            self._restore_signal_handlers(handlers)
             torch.set_num_threads(self._threads_before)
 
     def _run(self, run_dir: Path | str | None, keep: Sequence[str]) -> RunResult:
         self.run_dir = Path(run_dir or self.cfg.out or default_run_dir(self.cfg))
-        _prepare_run_dir(self.run_dir, keep)
+        _prepare_run_dir(self.run_dir, keep, restartable=self.cfg.checkpoint)
         if self.cfg.utd == 0 or self.cfg.steps <= self.cfg.warmup_steps:
             why = ("--utd 0" if self.cfg.utd == 0 else
                    f"--steps {self.cfg.steps} <= --warmup-steps {self.cfg.warmup_steps}")
@@ -205,9 +211,11 @@ class Trainer:
         ``steps_requested``: the caller changed ``steps`` (to extend the run); a value the
         checkpoint has already passed is then an error instead of a silent no-op.
         """
+        handlers = self._install_signal_handlers()
         try:
             return self._resume(run_dir, steps_requested)
         finally:
+            self._restore_signal_handlers(handlers)
             torch.set_num_threads(self._threads_before)
 
     def _resume(self, run_dir: Path | str, steps_requested: bool) -> RunResult:
@@ -236,9 +244,15 @@ class Trainer:
         bar = _progress_bar(cfg.steps, f"{cfg.algo} on {cfg.env}", enabled=cfg.progress,
                             initial=self.env_steps)
         assert self._obs is not None  # run() and resume() reset the environments first
-        handlers = self._install_signal_handlers()
         try:
             while self.env_steps < cfg.steps:
+                # checked before each step, so a signal during the step-0 evaluation (or the
+                # restore) stops here too, with a checkpoint at the current step
+                if self._stop_signal is not None:
+                    if cfg.checkpoint:
+                        self.save_checkpoint()
+                    raise TrainingInterrupted(self._stop_signal, self.run_dir, self.env_steps,
+                                              saved=cfg.checkpoint)
                 self._obs = self._collect(self._obs)
                 bar.update(self.env.num_envs)
                 if self.env_steps > cfg.warmup_steps:
@@ -254,13 +268,7 @@ class Trainer:
                     self._next_checkpoint += cfg.checkpoint_every
                     if cfg.checkpoint:
                         self.save_checkpoint()
-                if self._stop_signal is not None:
-                    if cfg.checkpoint:
-                        self.save_checkpoint()
-                    raise TrainingInterrupted(self._stop_signal, self.run_dir, self.env_steps,
-                                              saved=cfg.checkpoint)
         finally:
-            self._restore_signal_handlers(handlers)
             bar.close()
             self.logger.close()
         return self._finish()
@@ -430,6 +438,11 @@ class Trainer:
             if self._stop_signal is not None:  # a second signal: stop at once
                 raise KeyboardInterrupt
             self._stop_signal = signum
+            # said at once: the step or evaluation under way may take a while to finish
+            saving = " and saving a checkpoint" if self.cfg.checkpoint else ""
+            print(f"\nalgd: {signal.Signals(signum).name} received; stopping after the current "
+                  f"step or evaluation{saving} (a second one stops at once, without saving)",
+                  file=sys.stderr, flush=True)
 
         previous: dict[int, Any] = {}
         for sig in (signal.SIGINT, signal.SIGTERM):
@@ -678,9 +691,29 @@ def constraint_verdict(costs: np.ndarray, limit: float) -> str:
     return "at the limit" if mean - 2.0 * se <= limit else "violated"
 
 
-def _prepare_run_dir(path: Path, keep: Sequence[str] = ()) -> None:
+#: what a run writes before its first checkpoint
+_RUN_START_FILES = ("config.json", "metrics.csv", BEST_NAME, "tb")
+
+
+def _prepare_run_dir(path: Path, keep: Sequence[str] = (), restartable: bool = False) -> None:
+    """Create ``path`` for a new run; refuse one that holds anything but ``keep``.
+
+    ``restartable``: a run in ``path`` that stopped before its first checkpoint is removed and
+    started again (its files are only what :data:`_RUN_START_FILES` names; nothing could resume
+    it), so the user's repeated command works instead of being refused.
+    """
     if path.exists() and not path.is_dir():
         raise ConfigError(f"--out {path} is a file, not a directory; choose a new --out")
+    if (restartable and path.is_dir() and stopped_before_first_checkpoint(path)
+            and all(p.name in (*_RUN_START_FILES, *keep) for p in path.iterdir())):
+        print(f"note: {path} holds a run that stopped before its first checkpoint (nothing to "
+              "resume); starting it again", file=sys.stderr)
+        for name in _RUN_START_FILES:
+            target = path / name
+            if target.is_dir():
+                shutil.rmtree(target)
+            elif target.exists():
+                target.unlink()
     if path.exists() and any(p.name not in keep for p in path.iterdir()):
         what = "another run" if (path / "config.json").exists() else "files"
         raise ConfigError(
