@@ -2,6 +2,7 @@
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -99,3 +100,34 @@ def test_help_lists_every_option_with_its_default_and_meaning():
 
     assert "steps = 8000\n        total environment steps, warm-up included" in TrainConfig.__doc__
     assert "rho = " in ALGDConfig.__doc__ and "imports = ()" in SweepConfig.__doc__
+
+
+@pytest.mark.parametrize("algo", ["algd-vesde", "sac-lag"])
+def test_act_takes_one_observation_or_a_batch_in_any_float_dtype(algo):
+    """ALGD's sampler took obs.shape[0] as the batch size, so one observation [S] gave S actions."""
+    from algd.algos.base import EnvInfo, NonFiniteObservation
+
+    spec = get_algo(algo)
+    info = EnvInfo(obs_dim=5, act_dim=2, action_low=-np.ones(2, np.float32),
+                   action_high=np.ones(2, np.float32), cost_threshold=1.0)
+    agent = spec.agent_cls(info, spec.make_config(dict(critic_hidden=(16, 16))), torch.device("cpu"))
+    obs = torch.randn(3, info.obs_dim)
+    batch = agent.act(obs, deterministic=True)
+    assert batch.shape == (3, info.act_dim) and batch.dtype == torch.float32
+    one = agent.act(obs[1], deterministic=True)
+    assert one.shape == (info.act_dim,)
+    torch.testing.assert_close(one, batch[1])
+    torch.testing.assert_close(agent.act(obs.double(), deterministic=True), batch)
+    torch.testing.assert_close(agent.act_np(obs[1].numpy(), deterministic=True), one.numpy())
+    with pytest.raises(TypeError, match="act_np"):
+        agent.act(obs.numpy())  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match=rf"shape \({info.obs_dim},\)"):
+        agent.act(obs[:, :3])
+    with pytest.raises(ValueError, match="got shape"):
+        agent.act(obs.unsqueeze(0))
+    bad = obs.numpy().copy()
+    bad[2, 4] = float("nan")
+    with pytest.raises(NonFiniteObservation, match="row 2, entry 4"):
+        agent.act_np(bad)
+    with pytest.raises(NonFiniteObservation, match=r"\(entry 0\)"):
+        agent.act_np(np.full(info.obs_dim, np.inf))

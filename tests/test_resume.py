@@ -242,6 +242,31 @@ def test_non_finite_values_stop_the_run_and_keep_the_last_good_checkpoint(tmp_pa
     assert all(torch.isfinite(p).all() for p in good.agent.parameters())
 
 
+class _NaNObservationAfter(PointDetourVec):
+    """A (buggy) task whose observations turn NaN after 250 steps: the policy would map them to
+    NaN actions and the replay would store them; the run must stop and name the environment."""
+
+    def step(self, actions):
+        out = super().step(actions)
+        self._count = getattr(self, "_count", 0) + 1
+        if self._count > 250:
+            out.obs[:, 1] = np.nan
+        return out
+
+
+def test_non_finite_observations_stop_the_run_and_name_the_environment(tmp_path, capsys):
+    register_task(TaskSpec("NaNObsAfter250", lambda n, d: _NaNObservationAfter(n, cost_discount=d),
+                           cost_limit=2.0, budget="episode", max_episode_steps=50))
+    out = tmp_path / "nan"
+    code = main(["train", "--env", "NaNObsAfter250", "--steps", "600", "--out", str(out),
+                 "--checkpoint-every", "200", *CLI_TINY])
+    err = capsys.readouterr().err.strip()
+    assert code == 1
+    assert "training environment returned an observation holding NaN" in err
+    assert "step 251" in err and "entry 1" in err and "checkpoint" in err
+    assert load_run(out).env_steps == 200
+
+
 class _PendulumCost(gym.Wrapper):
     """Pendulum with a cost, behind a wrapper the snapshot module does not know: its episodes
     are saved as seed + actions and replayed on resume."""

@@ -228,7 +228,9 @@ class ALGD(Agent):
     # -- acting ---------------------------------------------------------------------------------
     @torch.no_grad()
     def act(self, obs: Tensor, deterministic: bool = False) -> Tensor:
-        return self.policy.sample(obs, deterministic=deterministic).action
+        batch, single = self.observation_batch(obs)
+        action = self.policy.sample(batch, deterministic=deterministic).action
+        return action[0] if single else action
 
     def build_multiplier(self, cfg: ALGDConfig) -> Multiplier:
         """The λ rule (``--multiplier``); a subclass overrides this to use its own

@@ -13,7 +13,16 @@ from torch import Tensor, nn
 from algd.buffers.replay import Batch
 from algd.nets.optim import adam, load_optimizer_state
 
-__all__ = ["Agent", "EnvInfo", "adam", "polyak_update"]
+__all__ = ["Agent", "EnvInfo", "NonFiniteObservation", "adam", "polyak_update"]
+
+
+class NonFiniteObservation(ValueError):
+    """:meth:`Agent.act_np` was given an observation holding NaN or infinity at ``where``."""
+
+    def __init__(self, where: str) -> None:
+        self.where = where
+        super().__init__(f"act_np: the observation holds NaN or infinity ({where}); check the "
+                         "environment (or the preprocessing) that produced it")
 
 
 @dataclass(frozen=True)
@@ -50,7 +59,29 @@ class Agent(nn.Module, ABC):
 
     @abstractmethod
     def act(self, obs: Tensor, deterministic: bool = False) -> Tensor:
-        """Actions [B, A] for observations [B, S] (no gradient)."""
+        """Actions [B, A] for observations [B, S], or [A] for one observation [S] (no gradient).
+
+        Implementations pass ``obs`` through :meth:`observation_batch` first.
+        """
+
+    def observation_batch(self, obs: Tensor) -> tuple[Tensor, bool]:
+        """``obs`` as a float32 batch ``[B, S]`` on the agent's device, and whether it was one
+        observation ``[S]`` (``act`` then returns one action ``[A]``).
+
+        Raises:
+            TypeError: ``obs`` is not a tensor (numpy observations go to :meth:`act_np`).
+            ValueError: ``obs`` does not end in the task's observation size ``S``.
+        """
+        if not isinstance(obs, Tensor):
+            raise TypeError(f"act takes a torch.Tensor, got {type(obs).__name__}; for numpy "
+                            "observations use act_np(obs)")
+        if obs.dim() not in (1, 2) or obs.shape[-1] != self.env_info.obs_dim:
+            raise ValueError(
+                f"act expects one observation of shape ({self.env_info.obs_dim},) or a batch of "
+                f"shape (n, {self.env_info.obs_dim}), got shape {tuple(obs.shape)}"
+            )
+        obs = obs.to(self.device, torch.float32)  # no copy when it already is
+        return (obs.unsqueeze(0), True) if obs.dim() == 1 else (obs, False)
 
     @abstractmethod
     def update(self, batch: Batch) -> dict[str, Tensor]:
@@ -83,6 +114,8 @@ class Agent(nn.Module, ABC):
 
         Raises:
             ValueError: ``obs`` does not have the task's observation size ``S``.
+            NonFiniteObservation: ``obs`` holds NaN or infinity (a policy would map it to NaN
+                actions without a word).
         """
         obs = np.asarray(obs, dtype=np.float32)
         single = obs.ndim == 1
@@ -91,6 +124,10 @@ class Agent(nn.Module, ABC):
                 f"act_np expects one observation of shape ({self.env_info.obs_dim},) or a batch "
                 f"of shape (n, {self.env_info.obs_dim}), got shape {obs.shape}"
             )
+        if not np.isfinite(obs).all():
+            bad = np.argwhere(~np.isfinite(obs.reshape(-1, obs.shape[-1])))[0]
+            where = f"entry {bad[1]}" if single else f"row {bad[0]}, entry {bad[1]}"
+            raise NonFiniteObservation(where)
         with torch.inference_mode():
             obs_t = torch.as_tensor(obs.reshape(-1, obs.shape[-1]), device=self.device)
             actions = self.act(obs_t, deterministic).cpu().numpy()

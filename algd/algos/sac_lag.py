@@ -145,7 +145,9 @@ class SACLag(Agent):
     # -- acting ---------------------------------------------------------------------------------
     @torch.no_grad()
     def act(self, obs: Tensor, deterministic: bool = False) -> Tensor:
-        return self.actor.sample(obs, deterministic=deterministic).action
+        batch, single = self.observation_batch(obs)
+        action = self.actor.sample(batch, deterministic=deterministic).action
+        return action[0] if single else action
 
     @property
     def update_period(self) -> int:

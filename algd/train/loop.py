@@ -40,7 +40,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from algd.algos.base import Agent
+from algd.algos.base import Agent, NonFiniteObservation
 from algd.algos.registry import AlgoSpec, get_algo
 from algd.buffers.replay import Batch, ReplayBuffer
 from algd.config import (
@@ -289,7 +289,10 @@ class Trainer:
             actions = self._action_rng.uniform(space.low, space.high,
                                                size=(self.env.num_envs, self.env.act_dim))
         else:
-            actions = self.agent.act_np(obs, deterministic=False)
+            try:
+                actions = self.agent.act_np(obs, deterministic=False)
+            except NonFiniteObservation as exc:
+                raise self._non_finite_observation("training", exc) from None
             if not np.isfinite(actions).all():
                 self._check_finite()  # name the root cause (a loss or critic) if there is one
                 raise self._non_finite("the policy's actions")
@@ -347,21 +350,35 @@ class Trainer:
         bad = [k for k, v in self._diag_sum.items() if not torch.isfinite(v)]
         raise self._non_finite(", ".join(bad) or "a loss or critic value")
 
-    def _non_finite(self, what: str) -> NonFiniteError:
+    def _kept_checkpoint(self) -> str:
         ck = self.run_dir / CHECKPOINT_NAME
-        kept = (f"the last good checkpoint ({ck}) is kept" if ck.exists()
+        return (f"the last good checkpoint ({ck}) is kept" if ck.exists()
                 else "no checkpoint was written before it")
+
+    def _non_finite(self, what: str) -> NonFiniteError:
         return NonFiniteError(
             f"{what} became non-finite by environment step {self.env_steps} "
-            f"(update {self.agent.num_updates}); {kept}. Lower the learning rates, check the "
-            "task's rewards/costs, or resume from the checkpoint with another seed."
+            f"(update {self.agent.num_updates}); {self._kept_checkpoint()}. Lower the learning "
+            "rates, check the task's rewards/costs, or resume from the checkpoint with another "
+            "seed."
+        )
+
+    def _non_finite_observation(self, env: str, exc: NonFiniteObservation) -> NonFiniteError:
+        return NonFiniteError(
+            f"the {env} environment returned an observation holding NaN or infinity by "
+            f"environment step {self.env_steps} ({exc.where}); {self._kept_checkpoint()}. "
+            f"The task {self.cfg.env!r} produced it: check its observations (a diverging "
+            "simulation, a division by zero in a wrapper)."
         )
 
     def _evaluate(self) -> EvalResult:
-        self._last_eval = evaluate(
-            self.agent, self.eval_env, self.cfg.eval_episodes,
-            deterministic=self.cfg.eval_deterministic, seed=self.seeds.eval_env,
-        )
+        try:
+            self._last_eval = evaluate(
+                self.agent, self.eval_env, self.cfg.eval_episodes,
+                deterministic=self.cfg.eval_deterministic, seed=self.seeds.eval_env,
+            )
+        except NonFiniteObservation as exc:
+            raise self._non_finite_observation("evaluation", exc) from None
         return self._last_eval
 
     def _log_row(self, ev: EvalResult) -> dict[str, Any]:
