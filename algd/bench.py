@@ -21,7 +21,6 @@ Every timing is the median of ``repeats`` blocks after warm-up. Run ``python -m 
 
 from __future__ import annotations
 
-import argparse
 import json
 import platform
 import statistics
@@ -41,6 +40,7 @@ from algd.buffers.replay import ReplayBuffer
 from algd.config import load_preset
 from algd.train.cpu_runtime import flush_denormals, tune_glibc_malloc
 from algd.train.cuda_graph import GraphedUpdate
+from algd.train.seeding import resolve_device
 
 #: size presets: name → (preset file or None for dataclass defaults, batch size)
 SIZES = {"builtin": (None, 128), "paper": ("paper", 256)}
@@ -397,7 +397,7 @@ def run_bench(algos: list[str] | None = None, sizes: list[str] | None = None,
               e2e_steps: int = 500, progress: bool = True) -> BenchReport:
     if threads is not None:
         torch.set_num_threads(threads)
-    dev = torch.device(device)
+    dev = resolve_device(device)
     if dev.type == "cpu":
         tune_glibc_malloc()  # as the trainer does
     with flush_denormals(dev.type == "cpu"):  # as the trainer's loop does
@@ -463,26 +463,41 @@ def _run_bench(dev: torch.device, algos: list[str] | None, sizes: list[str] | No
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="algd bench", description=__doc__.split("\n\n")[0])
+    from algd.cli import ArgParser  # errors as one line, as every algd command gives them
+
+    p = ArgParser(
+        prog="algd bench",
+        description="How fast each algorithm's update runs, measured against this machine's own "
+        "fp32 matmul peak in the same run; also action latency and environment steps/s.")
     p.add_argument("--algos", help="comma-separated algorithms (default: all registered)")
-    p.add_argument("--sizes", default="builtin,paper", help="size presets: builtin,paper")
-    p.add_argument("--device", default="cpu")
-    p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    p.add_argument("--sizes", default="builtin,paper", help="size presets (default: builtin,paper)")
+    p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or auto (default: cpu)")
+    p.add_argument("--threads", type=int, default=None,
+                   help="torch CPU threads (default: torch's, usually one per core)")
     p.add_argument("--compile", action="store_true", help="also time the torch.compile path")
     p.add_argument("--compile-mode", default="default",
                    help="comma-separated torch.compile modes timed by --compile: default, "
-                        "reduce-overhead (CUDA graphs), max-autotune")
+                        "reduce-overhead (CUDA graphs), max-autotune (default: default)")
     p.add_argument("--cuda-graph", action="store_true",
                    help="also time the update replayed as CUDA graphs (CUDA devices only)")
-    p.add_argument("--repeats", type=int, default=5)
-    p.add_argument("--no-end-to-end", action="store_true")
+    p.add_argument("--repeats", type=int, default=5,
+                   help="timed blocks per measurement; each timing is their median (default: 5)")
+    p.add_argument("--no-end-to-end", action="store_true",
+                   help="skip the end-to-end training throughput (the slowest part)")
     p.add_argument("--json", metavar="FILE", help="write the numbers as JSON")
     args = p.parse_args(argv)
     sizes = [s for s in args.sizes.split(",") if s]
     unknown = set(sizes) - set(SIZES)
     if unknown:
         p.error(f"unknown size preset(s) {sorted(unknown)}; choose from {sorted(SIZES)}")
-    if args.cuda_graph and not args.device.startswith("cuda"):
+    try:  # checked before anything is built: a typo fails at once, not after the warm-up
+        device = str(resolve_device(args.device))
+        algos = [get_algo(a).name for a in args.algos.split(",")] if args.algos else None
+    except (KeyError, ValueError) as exc:
+        p.error(str(exc))
+    if args.repeats < 1:
+        p.error(f"--repeats must be >= 1, got {args.repeats}")
+    if args.cuda_graph and not device.startswith("cuda"):
         p.error("--cuda-graph needs --device cuda")
     modes = [m for m in args.compile_mode.split(",") if m]
     bad = set(modes) - {"default", "reduce-overhead", "max-autotune"}
@@ -490,7 +505,7 @@ def main(argv: list[str] | None = None) -> int:
         p.error(f"unknown --compile-mode {sorted(bad)}; choose from default, reduce-overhead, "
                 "max-autotune")
     report = run_bench(
-        algos=args.algos.split(",") if args.algos else None, sizes=sizes, device=args.device,
+        algos=algos, sizes=sizes, device=device,
         threads=args.threads, compile_modes=("none", *(modes if args.compile else ()),
                        *((GRAPH_MODE,) if args.cuda_graph else ())),
         repeats=args.repeats, end_to_end=not args.no_end_to_end,

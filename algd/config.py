@@ -43,6 +43,14 @@ class ConfigError(ValueError):
     """A configuration value is invalid; the message says which and what to do."""
 
 
+class UnknownNameError(ConfigError, KeyError):
+    """A name that is not registered (algorithm, task): a :class:`ConfigError` like every other
+    bad configuration, and a ``KeyError`` for code that looks names up."""
+
+    def __str__(self) -> str:  # KeyError would quote the message
+        return str(self.args[0]) if self.args else ""
+
+
 @dataclass
 class TrainConfig:
     """How a training run is set up: task, budget, data collection, evaluation and logging."""

@@ -4,6 +4,7 @@ error (exit 2) — never a traceback (issue 6)."""
 
 import math
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -77,3 +78,17 @@ def test_analysis_seeds_must_be_non_negative(tmp_path, capsys):
         assert main([command, str(tmp_path), "--seed", "-1"]) == 2
         err = capsys.readouterr().err.strip()
         assert "argument --seed: expected an integer >= 0, got -1" in err, (command, err)
+
+
+def test_unknown_names_are_config_errors_from_python_too():
+    """The Python API gives the same error type as every other bad configuration."""
+    from algd.config import ConfigError, TrainConfig
+    from algd.envs import get_task
+    from algd.train import train
+
+    with pytest.raises(ConfigError, match="unknown algorithm 'nosuch'"):
+        train(TrainConfig(algo="nosuch", steps=10))
+    with pytest.raises(ConfigError, match="Did you mean PointDetour"):
+        get_task("pointdetour")
+    with pytest.raises(KeyError):  # and a KeyError for code that looks names up
+        get_task("NoSuchTask")

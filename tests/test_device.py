@@ -19,8 +19,28 @@ def test_auto_device_resolves_to_what_is_available():
     expected = "cuda" if torch.cuda.is_available() else "cpu"
     assert resolve_device("auto").type == expected
     if not torch.cuda.is_available():
-        with pytest.raises(ValueError, match="CUDA is not available"):
-            resolve_device("cuda")
+        for name in ("cuda", "cuda:0"):
+            with pytest.raises(ValueError, match=f"'{name}' requested but CUDA is not available"):
+                resolve_device(name)
+    assert resolve_device("cpu:0") == resolve_device("cpu") == torch.device("cpu")
+
+
+@pytest.mark.parametrize("name, message", [
+    ("mps", "'mps' is not supported"), ("meta", "'meta' is not supported"),
+    ("cpu:3", "the CPU takes no index"), ("gpu", "unknown device 'gpu'"),
+])
+def test_devices_the_loop_does_not_cover_are_refused_by_name(name, message):
+    with pytest.raises(ValueError, match=message):
+        resolve_device(name)
+
+
+def test_cli_refuses_an_unsupported_device_in_one_line(tmp_path, capsys):
+    from algd.cli import main
+
+    assert main(["train", "--device", "mps", "--steps", "10", "--out", str(tmp_path / "r")]) == 2
+    err = capsys.readouterr().err
+    assert "'mps' is not supported" in err and "Traceback" not in err
+    assert not (tmp_path / "r").exists()
 
 
 @cuda

@@ -199,14 +199,18 @@ def test_bench_times_the_ratio_baseline_in_every_mode(tmp_path, capsys):
     (["--cuda-graph", "--device", "cpu"], "--cuda-graph needs --device cuda"),
     (["--compile", "--compile-mode", "fast"], "unknown --compile-mode"),
     (["--sizes", "huge"], "unknown size preset"),
+    (["--algos", "ALGD-VESDE"], "Did you mean algd-vesde?"),
+    (["--device", "mps"], "'mps' is not supported"),
+    (["--repeats", "0"], "--repeats must be >= 1"),
 ])
 def test_bench_rejects_bad_options_in_one_line(capsys, argv, message):
+    """...before building anything (a typo in --algos used to fail after the warm-up)."""
     from algd.cli import main
 
-    with pytest.raises(SystemExit) as exc:
-        main(["bench", *argv])
-    assert exc.value.code == 2
-    assert message in capsys.readouterr().err
+    assert main(["bench", *argv]) == 2
+    out, err = capsys.readouterr()
+    assert message in err and "Traceback" not in err
+    assert "build and warm up" not in out
 
 
 def test_interleaved_timing_alternates_the_functions_round_by_round():

@@ -16,6 +16,7 @@ import torch
 from algd.algos.algd import ALGD, ALGDConfig
 from algd.algos.base import Agent, EnvInfo
 from algd.algos.sac_lag import SACLag, SACLagConfig
+from algd.config import UnknownNameError
 
 #: an Agent subclass: its constructor takes (env info, the algorithm's config, device)
 AgentFactory = Callable[[EnvInfo, Any, torch.device], Agent]
@@ -95,9 +96,10 @@ def get_algo(name: str) -> AlgoSpec:
     try:
         return _ALGOS[name]
     except KeyError:
-        close = difflib.get_close_matches(name, list(_ALGOS), n=3)
+        close = ([k for k in _ALGOS if k.lower() == name.lower()]
+                 or difflib.get_close_matches(name.lower(), list(_ALGOS), n=3))
         hint = f" Did you mean {', '.join(close)}?" if close else ""
-        raise KeyError(
+        raise UnknownNameError(
             f"unknown algorithm {name!r}.{hint} Known: {', '.join(sorted(_ALGOS))} (`algd algos`)."
         ) from None
 

@@ -22,6 +22,7 @@ from typing import Any, Callable, Iterable, Literal
 import gymnasium as gym
 import numpy as np
 
+from algd.config import UnknownNameError
 from algd.envs.core import ConstrainedVecEnv, GymVecEnv
 from algd.envs.point_detour import PointDetourParams, PointDetourVec, draw_point_detour
 
@@ -124,7 +125,8 @@ def register_resolver(resolver: Callable[[str], TaskSpec | None],
 
 
 def get_task(name: str) -> TaskSpec:
-    """Look a task up by name; unknown names raise a ``KeyError`` that suggests close matches."""
+    """Look a task up by name; unknown names raise :class:`~algd.config.UnknownNameError` (a
+    ``KeyError``) that suggests close matches."""
     try:
         return _TASKS[name]
     except KeyError:
@@ -133,12 +135,13 @@ def get_task(name: str) -> TaskSpec:
             if spec is not None:
                 return register_task(spec)
         known = set(_TASKS).union(*(names() for names in _RESOLVABLE))
-        close = difflib.get_close_matches(name, sorted(known), n=3)
+        close = ([k for k in sorted(known) if k.lower() == name.lower()]
+                 or difflib.get_close_matches(name, sorted(known), n=3))
         if not close:  # a misspelt start of a longer name ("Hoper" for HopperVelocity)
             heads = {k[: len(name) + 1].lower(): k for k in sorted(known)}
             close = [heads[h] for h in difflib.get_close_matches(name.lower(), heads, n=3)]
         hint = f" Did you mean {', '.join(close)}?" if close else ""
-        raise KeyError(
+        raise UnknownNameError(
             f"unknown task {name!r}.{hint} Run `algd envs` to list the tasks."
         ) from None
 
