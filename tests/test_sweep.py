@@ -55,10 +55,12 @@ def test_yaml_file_and_flags_combine(tmp_path):
 
 
 def test_preset_values_and_explicit_torch_threads(tmp_path):
-    trials = expand_trials(sweep_from_values({"out": str(tmp_path), "preset": "smoke",
-                                              "torch_threads": 3, "seeds": "0,1"}))
+    sweep = sweep_from_values({"out": str(tmp_path), "preset": "smoke", "torch_threads": 3,
+                               "seeds": "0,1"})
+    trials = expand_trials(sweep)
     assert [t.train.steps for t in trials] == [2000, 2000]
     assert trials[0].algo_cfg.critic_hidden == (32, 32) and trials[0].train.torch_threads == 3
+    assert sweep.torch_threads == 3  # what the sweep reports and records: the trials' value
 
 
 @pytest.mark.parametrize("argv, message", [

@@ -136,7 +136,8 @@ def run_sweep(sweep: SweepConfig, *, command: str | None = None,
         todo = [_place(t, gpus) for t in todo]
         manifest.ray = {"where": where, "version": ray.__version__,
                         "cpus_per_trial": cpus, "gpus_per_trial": gpus,
-                        "torch_threads": sweep.torch_threads}
+                        "torch_threads": (None if "torch_threads" in sweep.grid
+                                          else sweep.torch_threads)}
         out.mkdir(parents=True, exist_ok=True)  # only now: bad input above writes nothing
         manifest.write(records.values())
         _describe(ray, sweep, where, cpus, gpus, len(todo), stream)
@@ -240,9 +241,15 @@ def _describe(ray: Any, sweep: SweepConfig, where: str, cpus: float, gpus: float
     if gpus:
         at_once = min(at_once, math.floor(total.get("GPU", 0.0) / gpus))
     gpu_text = f" + {gpus:g} GPU" if gpus else ", no GPU"
+    threads = ("the grid's torch threads" if "torch_threads" in sweep.grid
+               else f"{sweep.torch_threads} torch thread(s)")
     print(f"algd sweep: running {n} on {where} ({total.get('CPU', 0):g} CPUs, "
-          f"{total.get('GPU', 0):g} GPUs): {cpus:g} CPU{gpu_text} and {sweep.torch_threads} "
-          f"torch thread(s) per trial, up to {at_once} at a time", file=stream, flush=True)
+          f"{total.get('GPU', 0):g} GPUs): {cpus:g} CPU{gpu_text} and {threads} per trial, up "
+          f"to {at_once} at a time", file=stream, flush=True)
+    if "torch_threads" not in sweep.grid and sweep.torch_threads > cpus:
+        print(f"note: {sweep.torch_threads} torch threads per trial on {cpus:g} reserved CPU(s): "
+              f"trials running at once will compete for cores; pass --cpus-per-trial "
+              f"{sweep.torch_threads} to reserve one per thread", file=stream, flush=True)
 
 
 class _Board:

@@ -52,9 +52,9 @@ class SweepConfig:
     out: str | None = None
     """sweep directory: one run directory per trial below it, plus sweep.json (required)"""
     algos: tuple[str, ...] = ()
-    """algorithms, comma-separated (`algd algos`); empty: the preset's, else algd-vesde"""
+    """algorithms, comma-separated (`algd algos`) (default: the preset's, else algd-vesde)"""
     envs: tuple[str, ...] = ()
-    """tasks, comma-separated (`algd envs`); empty: the preset's, else PointDetour"""
+    """tasks, comma-separated (`algd envs`) (default: the preset's, else PointDetour)"""
     seeds: tuple[int, ...] = (0,)
     """seeds, comma-separated"""
     preset: str | None = None
@@ -62,14 +62,15 @@ class SweepConfig:
     retries: int = 2
     """times a failed trial is run again (from its last checkpoint when it has one)"""
     cpus_per_trial: float = 1.0
-    """CPUs Ray reserves for each trial; the trial's torch threads = this (at least 1)"""
+    """CPUs Ray reserves for each trial; its torch threads = this (at least 1) unless
+    --torch-threads says otherwise"""
     gpus_per_trial: float | None = None
-    """GPUs (or a fraction of one) reserved for each trial; None: 0 on a cluster without GPUs,
-    else its GPUs shared evenly among the trials that run at once"""
+    """GPUs (or a fraction of one) reserved for each trial (default: 0 on a cluster without
+    GPUs, else its GPUs shared evenly among the trials that run at once)"""
     address: str | None = None
-    """address of a running Ray cluster; None: start a local Ray for this sweep"""
+    """address of a running Ray cluster (default: start a local Ray for this sweep)"""
     num_cpus: int | None = None
-    """CPUs of the local Ray instance; None: all of this machine's"""
+    """CPUs of the local Ray instance (default: all of this machine's)"""
     progress: bool = True
     """show a live progress bar over the sweep's environment steps"""
     grid: dict[str, Any] = field(default_factory=dict)
@@ -123,6 +124,10 @@ class SweepConfig:
 
     @property
     def torch_threads(self) -> int:
+        """Torch threads of each trial: an explicit ``torch_threads`` override, else
+        ``cpus_per_trial`` (at least 1). (A grid over ``torch_threads`` sets it per trial.)"""
+        if "torch_threads" in self.overrides:
+            return int(self.overrides["torch_threads"])
         return max(1, int(self.cpus_per_trial))
 
 
