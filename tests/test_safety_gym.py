@@ -148,7 +148,12 @@ def test_frames_render_off_screen_with_markers(monkeypatch):
     assert info["cost"] == 1.0  # the cost sphere is drawn too
     frame = env.render()
     assert frame.ndim == 3 and frame.shape[2] == 3 and frame.std() > 5
+    task = env.unwrapped.task
+    assert task._viewers
     env.close()
+    # the GL context is freed now, not by garbage collection after EGL's teardown at exit
+    # (which printed EGL_NOT_INITIALIZED tracebacks after every `algd video`)
+    assert not task._viewers and task.viewer is None
 
 
 def test_navigation_episode_resumes_by_replay_into_the_next_layout():

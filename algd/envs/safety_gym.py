@@ -144,6 +144,19 @@ class SafetyGymnasiumAdapter(gym.Wrapper):
                 viewer._algd_marker_fix = True
         return self.env.render()
 
+    def close(self) -> None:
+        """Free the renderers' GL contexts now: Safety-Gymnasium has no ``close``, so its viewers
+        were left to garbage collection at interpreter exit, after EGL had been torn down, which
+        printed ``EGL_NOT_INITIALIZED`` tracebacks after every ``algd video``."""
+        task = getattr(self.env.unwrapped, "task", None)
+        viewers = getattr(task, "_viewers", None) or {}
+        for viewer in viewers.values():
+            viewer.close()
+        viewers.clear()
+        if task is not None and hasattr(task, "viewer"):
+            task.viewer = None
+        super().close()
+
 
 def make_safety_env(env_id: str, max_episode_steps: int | None = None,
                     render_mode: str | None = None) -> gym.Env:
