@@ -80,8 +80,8 @@ def _add_dataclass_flags(group: Any, cls: type, shown_defaults: dict[str, Any],
         if "_" in f.name:
             flags.append(f"--{f.name}")
         doc = docs.get(f.name, "")
-        shown = "" if "(default" in doc else (" (default: none)" if default in ("", None)
-                                               else f" (default: {default})")
+        shown = ("" if "(default" in doc or "(required)" in doc else
+                 " (default: none)" if default in ("", None) else f" (default: {default})")
         group.add_argument(  # a docstring that explains its default is not told it twice
             *flags, dest=f.name, default=argparse.SUPPRESS, metavar=meta or "VALUE",
             help=doc + shown,
@@ -325,7 +325,7 @@ def cmd_video(argv: Sequence[str]) -> int:
                    "evaluation within the cost limit")
     a = p.parse_args(argv)
     res = record_video(a.run_dir, a.out, a.episodes, a.max_steps, a.seed, a.deterministic,
-                       a.checkpoint)
+                       a.checkpoint, progress=True)
     for i, (r, c) in enumerate(zip(res.returns, res.costs)):
         print(f"episode {i}: return {r:.2f}, cost {c:.2f}")
     print(f"wrote {res.frames} frames to {res.path}")

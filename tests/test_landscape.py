@@ -15,6 +15,7 @@ from algd.analysis.landscape import (
     agent_critic,
     analyse_state,
     boundary_points,
+    format_readout,
     energy_guided_samples,
     landscape_demo,
     min_eigenvalue,
@@ -188,6 +189,10 @@ def test_demo_runs_and_the_augmented_lagrangian_is_more_convex_on_the_boundary()
         for kind in KINDS:
             assert st.samples[kind].paths.shape == (6, 32, 2)  # K = 5 steps + the final action
             assert np.all(np.abs(st.samples[kind].final) <= 1.0)
+    # the readout names every state in full (navigation states' long names were cut at 20)
+    res.states[1].name = "near boundary (g = -0.12), episode 3 step 141"
+    table = format_readout(res).splitlines()
+    assert sum(res.states[1].name in line for line in table) == len(KINDS)
 
 
 def test_energy_guided_chain_matches_the_chain_with_the_exact_smoothed_score():

@@ -177,6 +177,8 @@ def test_resume_refuses_config_changes_and_bad_checkpoints(tmp_path, capsys):
     assert (run_dir / "metrics.csv").read_text() == before  # nothing overwritten
     assert main(["train", "--resume", str(tmp_path / "nowhere")]) == 2
     assert "not a run directory" in capsys.readouterr().err
+    assert main(["train", "--resume", str(ck)]) == 2  # the checkpoint, not its directory
+    assert f"pass the directory that holds it ({run_dir})" in capsys.readouterr().err
     # a checkpoint of another configuration is rejected
     other = tmp_path / "other"
     train_run(other, steps=200, seed=1)

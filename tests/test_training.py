@@ -133,6 +133,13 @@ def test_a_run_without_gradient_updates_says_so(tmp_path, capsys):
                  "--eval-episodes", "1", "--progress", "false", "--plot", "false"]) == 0
     assert "--steps 100 <= --warmup-steps 200: this run only collects data" in \
         capsys.readouterr().err
+    # a ratio too small to owe one update over the run is told the same way
+    assert main(["train", "--out", str(tmp_path / "r2"), "--steps", "220", "--warmup-steps",
+                 "200", "--utd", "0.01", "--eval-episodes", "1", "--progress", "false", "--plot",
+                 "false"]) == 0
+    assert "--utd 0.01 over the 20 steps after --warmup-steps owes less than one update" in \
+        capsys.readouterr().err
+    assert json.loads((tmp_path / "r2" / "summary.json").read_text())["updates"] == 0
 
 
 def test_cli_resolves_defaults_and_overrides():

@@ -76,7 +76,8 @@ class ALGDConfig:
     ucb_k: float = 1.0
     """k in the conservative cost estimate Q̄c = mean + k·std"""
     rho: float = 10.0
-    """ρ, quadratic penalty of the augmented Lagrangian (reference: 1; see the note below)"""
+    """ρ, quadratic penalty of the augmented Lagrangian (reference: 1; 10 holds the built-in
+    task's limit, see `help(ALGDConfig)`)"""
     temperature: float = 1.0
     """β, temperature of the Boltzmann policy exp(−E/β) behind the score target"""
     mc_samples: int = 4

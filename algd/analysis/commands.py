@@ -39,7 +39,7 @@ def cmd_eval(argv: Sequence[str]) -> int:
                    "cost limit (writes eval_best.json)")
     a = p.parse_args(argv)
     print(format_eval(evaluate_run(a.run_dir, a.episodes, device=a.device, seed=a.seed,
-                                   checkpoint=a.checkpoint)))
+                                   checkpoint=a.checkpoint, progress=True)))
     return 0
 
 
@@ -116,13 +116,16 @@ def cmd_landscape(argv: Sequence[str]) -> int:
                    help="λ (default: the run's final λ; demo: 1)")
     p.add_argument("--rho", type=float, default=None, help="ρ (default: the run's; demo: 1)")
     p.add_argument("--positions", default=None,
-                   help="PointDetour positions 'x,y;x,y' (write --positions=-1,0;0,0.7 when "
-                   "the first number is negative; default: start, beside and above the hazard)")
+                   help="PointDetour positions 'x,y;x,y', quoted for the shell's sake "
+                   "(write --positions='-1,0;0,0.7' when the first number is negative; default: "
+                   "start, beside and above the hazard)")
     p.add_argument("--states", default="auto", choices=("auto", "named", "rollout"),
                    help="named PointDetour positions, or the start and the two visited states "
                    "closest to the boundary in deterministic episodes (default: auto)")
-    p.add_argument("--samples", type=int, default=128, help="action samples per state")
-    p.add_argument("--grid", type=int, default=81, help="grid points per action dimension")
+    p.add_argument("--samples", type=int, default=128,
+                   help="action samples per state (default: 128)")
+    p.add_argument("--grid", type=int, default=81,
+                   help="grid points per action dimension (default: 81)")
     p.add_argument("--temperature", type=float, default=0.25,
                    help="demo only: β of the energy-guided chains (default 0.25)")
     p.add_argument("--seed", type=seed_arg, default=0, help="seed of the sampling (default 0)")

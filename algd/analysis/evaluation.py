@@ -55,17 +55,25 @@ def evaluate_loaded(
     episodes: int,
     seed: int,
     modes: tuple[str, ...] = ("deterministic", "stochastic"),
+    progress: bool = False,
 ) -> dict[str, dict[str, Any]]:
-    """Run ``episodes`` episodes per sampling mode; returns per-mode statistics."""
+    """Run ``episodes`` episodes per sampling mode; returns per-mode statistics. ``progress``
+    shows a bar over the episodes (on stderr)."""
+    from tqdm.auto import tqdm
+
     env = run.task.make(eval_env_count(episodes), run.algo_cfg.gamma)  # as the training loop does
+    bar = tqdm(total=episodes * len(modes), desc=f"evaluating {run.train_cfg.algo}",
+               unit="episode", disable=not progress, dynamic_ncols=True)
     out = {}
     try:
         for mode in modes:
+            bar.set_postfix_str(mode, refresh=False)
             torch.manual_seed(seed)  # the stochastic sampler's noise is reproducible too
             res = evaluate(run.agent, env, episodes, deterministic=mode == "deterministic",
-                           seed=seed)
+                           seed=seed, on_episode=bar.update)
             out[mode] = _stats(res, run.cost_limit)
     finally:
+        bar.close()
         env.close()
     return out
 
@@ -78,6 +86,7 @@ def evaluate_run(
     seed: int | None = None,
     write: bool = True,
     checkpoint: str = "last",
+    progress: bool = False,
 ) -> dict[str, Any]:
     """Evaluate a run directory's checkpoint and (by default) write ``eval.json`` into it.
 
@@ -89,13 +98,14 @@ def evaluate_run(
         write: write ``eval.json`` (``eval_best.json`` for the best checkpoint).
         checkpoint: ``last`` (``checkpoint.pt``) or ``best`` (``best.pt``: the best training
             evaluation within the cost limit, re-measured here on held-out start states).
+        progress: show a progress bar over the episodes (``algd eval`` does).
     """
     if episodes < 1:
         raise ConfigError(f"--episodes must be >= 1, got {episodes}")
     file = checkpoint_file(checkpoint)  # refuses a name other than last / best
     run = load_run(run_dir, device, file)
     seed = default_eval_seed(run.train_cfg.seed) if seed is None else int(seed)
-    modes = evaluate_loaded(run, episodes, seed)
+    modes = evaluate_loaded(run, episodes, seed, progress=progress)
     primary = "deterministic" if run.train_cfg.eval_deterministic else "stochastic"
     main = modes[primary]
     report: dict[str, Any] = {

@@ -815,8 +815,9 @@ def readout_dict(result: LandscapeResult) -> dict[str, Any]:
 
 def format_readout(result: LandscapeResult) -> str:
     """A plain-text table: per state and energy, curvature and multimodality."""
+    w = max([20, *(len(st.name) for st in result.states)])  # names are never cut
     lines = [result.title,
-             f"  {'state':20s} {'energy':6s} {'min-eig boundary':>16s} {'min-eig samples':>15s} "
+             f"  {'state':{w}s} {'energy':6s} {'min-eig boundary':>16s} {'min-eig samples':>15s} "
              f"{'min-eig policy':>14s} {'non-convex':>10s} {'feasible':>8s} {'multimodal':>14s}"]
     for st in result.states:
         for kind in KINDS:
@@ -824,7 +825,7 @@ def format_readout(result: LandscapeResult) -> str:
             at_policy = r.get("lam_min_at_policy_action")
             mm = ("yes" if r["multimodal"] else "no") + f" ({r['separation_ratio']:.2f})"
             lines.append(
-                f"  {st.name[:20]:20s} {'L' if kind == 'lagrangian' else 'L_A':6s} "
+                f"  {st.name:{w}s} {'L' if kind == 'lagrangian' else 'L_A':6s} "
                 f"{_fmt(r['lam_min_median_on_boundary']):>16s} "
                 f"{_fmt(r['lam_min_median_at_samples']):>15s} "
                 f"{'–' if at_policy is None else _fmt(at_policy):>14s} "

@@ -67,6 +67,7 @@ def record_video(
     seed: int = 0,
     deterministic: bool = False,
     checkpoint: str = "last",
+    progress: bool = False,
 ) -> VideoResult:
     """Roll out the run's final (or best) policy and write the rendered frames to ``out``.
 
@@ -78,6 +79,7 @@ def record_video(
         seed: the first episode's reset seed (episode ``i`` uses ``seed + i``).
         deterministic: use the deterministic sampler, as evaluation does.
         checkpoint: ``last`` (``checkpoint.pt``) or ``best`` (``best.pt``).
+        progress: count the rendered frames on stderr (``algd video`` does).
     """
     if episodes < 1:
         raise ConfigError(f"episodes must be >= 1, got {episodes}")
@@ -99,8 +101,11 @@ def record_video(
         raise VideoUnavailableError("writing .mp4 needs imageio-ffmpeg: pip install "
                                     "'algd[video]' (or ask for a .gif)")
     import imageio.v2 as imageio
+    from tqdm.auto import tqdm
 
     env = run.task.make_env(render_mode="rgb_array")
+    bar = tqdm(desc=f"rendering {episodes} episode{'s' * (episodes != 1)}", unit="frame",
+               disable=not progress, dynamic_ncols=True)
     frames: list[ArrayLike] = []  # imageio's mimsave asks for exactly list[ArrayLike]
     returns: list[float] = []
     costs: list[float] = []
@@ -118,6 +123,7 @@ def record_video(
                 total_r += float(reward)
                 total_c += float(info.get("cost", 0.0))
                 frames.append(_render(env))
+                bar.update()
                 t += 1
                 if terminated or truncated:
                     break
@@ -125,6 +131,7 @@ def record_video(
             costs.append(total_c)
             lengths.append(t)
     finally:
+        bar.close()
         env.close()
     fps = int(env.metadata.get("render_fps") or 30)
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -106,6 +106,9 @@ def atomic_torch_save(state: dict[str, Any], path: Path) -> None:
 
 def read_config(run_dir: Path) -> dict[str, Any]:
     path = Path(run_dir) / "config.json"
+    if Path(run_dir).is_file():  # `--resume RUN/checkpoint.pt`, say
+        raise CheckpointError(f"{run_dir} is a file, not a run directory; pass the directory "
+                              f"that holds it ({Path(run_dir).parent})")
     if not path.exists():
         raise CheckpointError(f"{run_dir} is not a run directory (no config.json)")
     try:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from typing import Callable
 
 import numpy as np
 
@@ -48,12 +49,14 @@ def evaluate(
     deterministic: bool = True,
     seed: int | None = None,
     record: bool = False,
+    on_episode: Callable[[], None] | None = None,
 ) -> EvalResult:
     """Run ``episodes`` complete episodes and return their returns, costs and lengths.
 
     The environment's ``N`` sub-environments each contribute their *first* episode per round
     (rounds of N episodes until enough are collected), so short episodes are not over-sampled.
-    With the same ``seed``, every evaluation sees the same start states.
+    With the same ``seed``, every evaluation sees the same start states. ``on_episode`` is
+    called once per episode kept (a progress bar's ``update``).
     """
     if episodes < 1:
         raise ValueError(f"episodes must be >= 1, got {episodes}")
@@ -78,6 +81,8 @@ def evaluate(
                 lengths.append(int(step.episode_length[i]))
                 if record:
                     trajectories.append(np.stack(paths[i]))
+                if on_episode is not None and len(returns) <= episodes:
+                    on_episode()
                 active[i] = False
             obs = step.obs
         rnd += 1

@@ -194,14 +194,26 @@ class Trainer:
     def _run(self, run_dir: Path | str | None, keep: Sequence[str]) -> RunResult:
         self.run_dir = Path(run_dir or self.cfg.out or default_run_dir(self.cfg))
         _prepare_run_dir(self.run_dir, keep, restartable=self.cfg.checkpoint)
-        if self.cfg.utd == 0 or self.cfg.steps <= self.cfg.warmup_steps:
-            why = ("--utd 0" if self.cfg.utd == 0 else
-                   f"--steps {self.cfg.steps} <= --warmup-steps {self.cfg.warmup_steps}")
+        cfg = self.cfg
+        # updates are owed at utd per environment step after the warm-up (see _train)
+        if cfg.utd == 0 or cfg.steps <= cfg.warmup_steps:
+            why = ("--utd 0" if cfg.utd == 0 else
+                   f"--steps {cfg.steps} <= --warmup-steps {cfg.warmup_steps}")
+        elif cfg.utd * (cfg.steps - cfg.warmup_steps) < 1:
+            why = (f"--utd {cfg.utd:g} over the {cfg.steps - cfg.warmup_steps} steps after "
+                   "--warmup-steps owes less than one update")
+        else:
+            why = ""
+        if why:
             print(f"note: {why}: this run only collects data and makes no gradient update",
                   file=sys.stderr)
         self._write_config()
         self._open_logger()
         self._obs = self.env.reset(seed=self.seeds.env)
+        if self.cfg.progress:  # before the bar exists; tens of seconds on the navigation tasks
+            n = self.cfg.eval_episodes
+            print(f"evaluating the untrained policy ({n} episode{'s' * (n != 1)}) ...",
+                  file=sys.stderr, flush=True)
         self._track_best(self._log_row(self._evaluate()))  # the untrained policy, at step 0
         return self._loop()
 
@@ -230,6 +242,11 @@ class Trainer:
         self._restore(state)
         self._open_logger(keep_rows=state["trainer"]["rows_logged"])
         self.rows = _rows_as_dicts(self.run_dir / "metrics.csv")
+        if self.cfg.progress:
+            print(f"resuming {self.run_dir} at environment step {done} of {self.cfg.steps}"
+                  if done < self.cfg.steps else
+                  f"{self.run_dir} is complete at {done} environment steps: writing its summary "
+                  "again (pass --steps N to extend it)", file=sys.stderr, flush=True)
         if self.env_steps >= self.cfg.steps:  # nothing left to do: just finish the files
             self.logger.close()
             return self._finish()
@@ -258,6 +275,7 @@ class Trainer:
                 if self.env_steps > cfg.warmup_steps:
                     self._train()
                 if self.env_steps >= self._next_eval or self.env_steps >= cfg.steps:
+                    bar.set_postfix_str(f"evaluating ({cfg.eval_episodes} episodes) ...")
                     row = self._log_row(self._evaluate())
                     self._track_best(row)
                     self._next_eval += cfg.eval_every
