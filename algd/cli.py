@@ -88,14 +88,23 @@ def _add_dataclass_flags(group: Any, cls: type, shown_defaults: dict[str, Any],
         )
 
 
-def _train_parser(algo_name: str, prog: str) -> argparse.ArgumentParser:
+def _train_parser(algo_name: str, prog: str, preset: str | None = None) -> argparse.ArgumentParser:
+    """The parser of ``algd train`` for ``--algo algo_name``; its help shows the defaults that
+    ``--preset preset`` gives (when one is named), else the algorithm's."""
     from algd.algos.registry import get_algo, list_algos
+    from algd.train.loop import make_configs
 
     spec = get_algo(algo_name)
+    train_shown: dict[str, Any] = {}
+    algo_shown: dict[str, Any] = dict(spec.defaults)
+    if preset:
+        train_cfg, algo_cfg = make_configs(algo_name, preset)
+        train_shown = {f.name: getattr(train_cfg, f.name) for f in dataclasses.fields(train_cfg)}
+        algo_shown = {f.name: getattr(algo_cfg, f.name) for f in dataclasses.fields(algo_cfg)}
     p = ArgParser(
         prog=prog,
-        description=f"Train an agent. Showing the options of --algo {algo_name}: "
-        f"{spec.description}",
+        description=f"Train an agent. Showing the options of --algo {algo_name}"
+        f"{f' with the defaults of --preset {preset}' if preset else ''}: {spec.description}",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     names = ", ".join(s.name for s in list_algos())
@@ -108,9 +117,9 @@ def _train_parser(algo_name: str, prog: str) -> argparse.ArgumentParser:
                    help="continue an interrupted run from its checkpoint (only "
                    f"{', '.join('--' + f.replace('_', '-') for f in RESUMABLE_OVERRIDES)} "
                    "may change)")
-    _add_dataclass_flags(p.add_argument_group("run"), TrainConfig, {})
+    _add_dataclass_flags(p.add_argument_group("run"), TrainConfig, train_shown)
     _add_dataclass_flags(p.add_argument_group(f"algorithm ({algo_name})"), spec.config_cls,
-                         spec.defaults)
+                         algo_shown)
     return p
 
 
@@ -129,7 +138,7 @@ def resolve_train_args(argv: Sequence[str]) -> tuple[TrainConfig, Any]:
     preset_algo = load_preset(known.preset).values.get("algo") if known.preset else None
     algo_name = known.algo or preset_algo or TrainConfig.algo
     get_algo(algo_name)  # an unknown name: suggestions before the parser is built
-    parsed, extra = _train_parser(algo_name, "algd train").parse_known_args(argv)
+    parsed, extra = _train_parser(algo_name, "algd train", known.preset).parse_known_args(argv)
     if extra:
         _explain_unknown_flags(algo_name, extra)
     args = vars(parsed)

@@ -52,6 +52,15 @@ def test_algorithm_help_shows_its_own_flags(capsys, algo, flags):
         assert flag in text, flag
 
 
+def test_help_with_a_preset_shows_the_presets_values_as_defaults(capsys):
+    with pytest.raises(SystemExit):
+        main(["train", "--preset", "paper-hopper", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "with the defaults of --preset paper-hopper" in text
+    assert "(default: HopperVelocity)" in text and "(default: 10.0)" in text  # env, utd
+    assert "(default: 256,256)" in text  # the reference's critic widths
+
+
 def test_ablation_knobs_are_flags():
     """The paper's ablations (spec §7.4): ρ, E, k, N, K, β — each a plain command-line flag."""
     _, cfg = resolve_train_args(["--algo", "lgd-vesde", "--rho", "4", "--cost-ensemble-size", "8",
