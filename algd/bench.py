@@ -497,6 +497,8 @@ def main(argv: list[str] | None = None) -> int:
         p.error(str(exc))
     if args.repeats < 1:
         p.error(f"--repeats must be >= 1, got {args.repeats}")
+    if args.threads is not None and args.threads < 1:
+        p.error(f"--threads must be >= 1, got {args.threads}")
     if args.cuda_graph and not device.startswith("cuda"):
         p.error("--cuda-graph needs --device cuda")
     modes = [m for m in args.compile_mode.split(",") if m]

@@ -123,13 +123,14 @@ def _evaluate_then(monkeypatch, action):
 
 
 def test_signal_during_the_first_evaluation_checkpoints_step_0_and_resumes_exactly(
-        tmp_path, reference, monkeypatch, capsys):
+        tmp_path, reference, monkeypatch, capfd):
     """On the navigation tasks the step-0 evaluation takes ~40 s: Ctrl-C there must not leave a
     run that can be neither resumed nor started again."""
     _evaluate_then(monkeypatch, lambda: os.kill(os.getpid(), signal.SIGINT))
     with pytest.raises(TrainingInterrupted, match="SIGINT received at environment step 0"):
         train_run(tmp_path / "run", steps=600)
-    assert "SIGINT received; stopping after the current step or evaluation" in capsys.readouterr().err
+    # written straight to file descriptor 2 (print() may not run inside a signal handler)
+    assert "SIGINT received; stopping after the current step or evaluation" in capfd.readouterr().err
     assert read_checkpoint(tmp_path / "run" / "checkpoint.pt")["env_steps"] == 0
     monkeypatch.undo()
     resume_run(tmp_path / "run")
@@ -151,9 +152,25 @@ def test_run_that_died_before_its_first_checkpoint_is_started_again(tmp_path, re
     assert main(["train", "--resume", str(run_dir)]) == 2
     err = capsys.readouterr().err
     assert "stopped before its first checkpoint" in err and "start it afresh" in err
+    # another configuration is not taken for "the same command": refused, nothing deleted
+    with pytest.raises(ConfigError, match="holds a run with seed=0 .* asks for seed=7"):
+        train_run(run_dir, steps=600, seed=7)
+    # while a process still runs there (it holds the run's lock), nothing is touched either
+    from algd.train.run_lock import run_lock
+
+    with run_lock(run_dir):
+        with pytest.raises(ConfigError, match="in use by another algd process"):
+            train_run(run_dir, steps=600)
+    assert (run_dir / "config.json").exists()
+    (run_dir / "best.pt.tmp").write_bytes(b"torn")  # a write cut short by the kill
     train_run(run_dir, steps=600)  # the same command again starts it afresh
     assert "starting it again" in capsys.readouterr().err
     assert metrics(run_dir) == metrics(reference)
+    assert not (run_dir / "best.pt.tmp").exists()
+    # and a run in progress cannot be resumed a second time
+    with run_lock(run_dir):
+        assert main(["train", "--resume", str(run_dir), "--steps", "700"]) == 2
+        assert "in use by another algd process" in capsys.readouterr().err
     # a directory with anything else in it is still refused
     (tmp_path / "other").mkdir()
     for name in ("config.json", "notes.txt"):
@@ -256,12 +273,17 @@ class _NaNObservationAfter(PointDetourVec):
         return out
 
 
-def test_non_finite_observations_stop_the_run_and_name_the_environment(tmp_path, capsys):
+@pytest.mark.parametrize("warmup_policy", ["policy", "uniform"])
+def test_non_finite_observations_stop_the_run_and_name_the_environment(tmp_path, capsys,
+                                                                         warmup_policy):
+    """Caught as the environment returns them, before the replay stores them (uniform warm-up
+    actions never pass an observation through act_np)."""
     register_task(TaskSpec("NaNObsAfter250", lambda n, d: _NaNObservationAfter(n, cost_discount=d),
                            cost_limit=2.0, budget="episode", max_episode_steps=50))
     out = tmp_path / "nan"
     code = main(["train", "--env", "NaNObsAfter250", "--steps", "600", "--out", str(out),
-                 "--checkpoint-every", "200", *CLI_TINY])
+                 "--checkpoint-every", "200", "--warmup-policy", warmup_policy, *CLI_TINY,
+                 "--warmup-steps", "300"])
     err = capsys.readouterr().err.strip()
     assert code == 1
     assert "training environment returned an observation holding NaN" in err

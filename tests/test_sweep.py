@@ -61,6 +61,10 @@ def test_preset_values_and_explicit_torch_threads(tmp_path):
     assert [t.train.steps for t in trials] == [2000, 2000]
     assert trials[0].algo_cfg.critic_hidden == (32, 32) and trials[0].train.torch_threads == 3
     assert sweep.torch_threads == 3  # what the sweep reports and records: the trials' value
+    for none in ("none", None):  # torch's default, as `algd train --torch-threads none`
+        sweep = sweep_from_values({"out": str(tmp_path), "torch_threads": none})
+        assert sweep.torch_threads is None
+        assert expand_trials(sweep)[0].train.torch_threads is None
 
 
 @pytest.mark.parametrize("argv, message", [

@@ -13,7 +13,8 @@ from torch import Tensor, nn
 from algd.buffers.replay import Batch
 from algd.nets.optim import adam, load_optimizer_state
 
-__all__ = ["Agent", "EnvInfo", "NonFiniteObservation", "adam", "polyak_update"]
+__all__ = ["Agent", "EnvInfo", "NonFiniteObservation", "adam", "check_finite_observation",
+           "polyak_update"]
 
 
 class NonFiniteObservation(ValueError):
@@ -23,6 +24,16 @@ class NonFiniteObservation(ValueError):
         self.where = where
         super().__init__(f"act_np: the observation holds NaN or infinity ({where}); check the "
                          "environment (or the preprocessing) that produced it")
+
+
+def check_finite_observation(obs: np.ndarray) -> None:
+    """Raise :class:`NonFiniteObservation` (naming the first bad row and entry) when ``obs`` —
+    one observation ``[S]`` or a batch ``[n, S]`` — holds NaN or infinity."""
+    if np.isfinite(obs).all():
+        return
+    bad = np.argwhere(~np.isfinite(obs.reshape(-1, obs.shape[-1])))[0]
+    raise NonFiniteObservation(f"entry {bad[1]}" if obs.ndim == 1 else
+                               f"row {bad[0]}, entry {bad[1]}")
 
 
 @dataclass(frozen=True)
@@ -124,10 +135,7 @@ class Agent(nn.Module, ABC):
                 f"act_np expects one observation of shape ({self.env_info.obs_dim},) or a batch "
                 f"of shape (n, {self.env_info.obs_dim}), got shape {obs.shape}"
             )
-        if not np.isfinite(obs).all():
-            bad = np.argwhere(~np.isfinite(obs.reshape(-1, obs.shape[-1])))[0]
-            where = f"entry {bad[1]}" if single else f"row {bad[0]}, entry {bad[1]}"
-            raise NonFiniteObservation(where)
+        check_finite_observation(obs)
         with torch.inference_mode():
             obs_t = torch.as_tensor(obs.reshape(-1, obs.shape[-1]), device=self.device)
             actions = self.act(obs_t, deterministic).cpu().numpy()

@@ -241,15 +241,16 @@ def _describe(ray: Any, sweep: SweepConfig, where: str, cpus: float, gpus: float
     if gpus:
         at_once = min(at_once, math.floor(total.get("GPU", 0.0) / gpus))
     gpu_text = f" + {gpus:g} GPU" if gpus else ", no GPU"
-    threads = ("the grid's torch threads" if "torch_threads" in sweep.grid
-               else f"{sweep.torch_threads} torch thread(s)")
+    n_threads = sweep.torch_threads
+    threads = ("the grid's torch threads" if "torch_threads" in sweep.grid else
+               "torch's default threads" if n_threads is None else f"{n_threads} torch thread(s)")
     print(f"algd sweep: running {n} on {where} ({total.get('CPU', 0):g} CPUs, "
           f"{total.get('GPU', 0):g} GPUs): {cpus:g} CPU{gpu_text} and {threads} per trial, up "
           f"to {at_once} at a time", file=stream, flush=True)
-    if "torch_threads" not in sweep.grid and sweep.torch_threads > cpus:
-        print(f"note: {sweep.torch_threads} torch threads per trial on {cpus:g} reserved CPU(s): "
-              f"trials running at once will compete for cores; pass --cpus-per-trial "
-              f"{sweep.torch_threads} to reserve one per thread", file=stream, flush=True)
+    if "torch_threads" not in sweep.grid and n_threads is not None and n_threads > cpus:
+        print(f"note: {n_threads} torch threads per trial on {cpus:g} reserved CPU(s): trials "
+              f"running at once will compete for cores; pass --cpus-per-trial {n_threads} to "
+              "reserve one per thread", file=stream, flush=True)
 
 
 class _Board:

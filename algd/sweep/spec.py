@@ -29,7 +29,6 @@ from algd.config import (
     TrainConfig,
     coerce,
     config_from_dict,
-    config_to_dict,
     documented,
     import_modules,
     load_preset,
@@ -123,11 +122,11 @@ class SweepConfig:
                                   f"{DIMENSIONS[name]}, not as a field or grid")
 
     @property
-    def torch_threads(self) -> int:
-        """Torch threads of each trial: an explicit ``torch_threads`` override, else
-        ``cpus_per_trial`` (at least 1). (A grid over ``torch_threads`` sets it per trial.)"""
+    def torch_threads(self) -> int | None:
+        """Torch threads of each trial: an explicit ``torch_threads`` override (None: torch's
+        default), else ``cpus_per_trial`` (at least 1). (A grid over it sets it per trial.)"""
         if "torch_threads" in self.overrides:
-            return int(self.overrides["torch_threads"])
+            return coerce(int | None, self.overrides["torch_threads"], "torch_threads")
         return max(1, int(self.cpus_per_trial))
 
 
@@ -324,9 +323,11 @@ def trial_state(trial: Trial, out: Path | str) -> TrialState:
     run, a run with a different configuration, or a finished run that cannot be extended.
     """
     from algd.train.checkpoint import CHECKPOINT_NAME, read_config
+    from algd.train.run_lock import LOCK_NAME
 
     run_dir = trial.run_dir(out)
-    names = {p.name for p in run_dir.iterdir()} - {LOG_NAME} if run_dir.is_dir() else set()
+    names = {p.name for p in run_dir.iterdir()} - {LOG_NAME, LOCK_NAME} if run_dir.is_dir() \
+        else set()
     if not names:
         return "new"
     if "config.json" not in names:
@@ -349,19 +350,15 @@ def trial_state(trial: Trial, out: Path | str) -> TrialState:
 def _check_same_run(trial: Trial, run_dir: Path, config: dict[str, Any]) -> None:
     """Refuse to continue a run whose configuration differs from the trial's (a changed fixed
     value would otherwise mix two experiments in one directory)."""
-    from algd.train.loop import RESUMABLE_OVERRIDES
+    from algd.train.loop import config_difference
 
-    ignore = set(RESUMABLE_OVERRIDES) | {"out"}
-    mine = {"train": config_to_dict(trial.train), "algo": config_to_dict(trial.algo_cfg)}
-    for part in ("train", "algo"):
-        saved = config.get(part, {})
-        for key, value in mine[part].items():
-            if key in ignore or key not in saved or saved[key] == value:
-                continue
-            raise ConfigError(
-                f"{run_dir} holds a run with {key}={saved[key]!r}, but this sweep asks for "
-                f"{key}={value!r}; choose another --out (or put {key} in a --grid)"
-            )
+    diff = config_difference(config, trial.train, trial.algo_cfg)
+    if diff is not None:
+        key, saved, value = diff
+        raise ConfigError(
+            f"{run_dir} holds a run with {key}={saved!r}, but this sweep asks for "
+            f"{key}={value!r}; choose another --out (or put {key} in a --grid)"
+        )
 
 
 def _read_summary(run_dir: Path) -> dict[str, Any] | None:

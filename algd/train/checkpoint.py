@@ -22,6 +22,7 @@ from algd.algos.registry import AlgoSpec, get_algo
 from algd.config import ConfigError, TrainConfig, config_from_dict, import_modules
 from algd.envs.core import ConstrainedVecEnv
 from algd.envs.registry import TaskSpec, get_task
+from algd.train.run_lock import in_use
 from algd.train.seeding import resolve_device
 
 CHECKPOINT_FORMAT = 1
@@ -154,6 +155,10 @@ def read_checkpoint(path: Path) -> dict[str, Any]:
                 "can be neither loaded nor resumed; train it again with checkpoints on"
             )
         if path.name == CHECKPOINT_NAME and stopped_before_first_checkpoint(path.parent):
+            if in_use(path.parent):
+                raise CheckpointError(
+                    f"no checkpoint at {path} yet: the run is still in progress (another algd "
+                    "process) and has not reached its first checkpoint")
             raise CheckpointError(
                 f"no checkpoint at {path}: the run stopped before its first checkpoint, so there "
                 f"is nothing to resume or load; run the same `algd train ... --out {path.parent}` "

@@ -25,6 +25,7 @@ import copy
 import dataclasses
 import json
 import math
+import os
 import random
 import shutil
 import signal
@@ -40,7 +41,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from algd.algos.base import Agent, NonFiniteObservation
+from algd.algos.base import Agent, NonFiniteObservation, check_finite_observation
 from algd.algos.registry import AlgoSpec, get_algo
 from algd.buffers.replay import Batch, ReplayBuffer
 from algd.config import (
@@ -73,6 +74,7 @@ from algd.train.cpu_runtime import flush_denormals, tune_glibc_malloc
 from algd.train.cuda_graph import GraphedUpdate
 from algd.train.evaluate import EvalResult, eval_env_count, evaluate
 from algd.train.logger import CORE_COLUMNS, MetricsLogger, read_metrics
+from algd.train.run_lock import LOCK_NAME, refuse_if_in_use, run_lock
 from algd.train.seeding import SeedStreams, resolve_device
 
 FINITE_CHECK_EVERY = 50  #: updates between reads of the device-side finiteness flag
@@ -90,7 +92,8 @@ class TrainingInterrupted(Exception):
 
 
 class NonFiniteError(RuntimeError):
-    """A loss, critic value or action became NaN/inf; the last good checkpoint is kept."""
+    """A loss, critic value, action or observation became NaN/inf; the last good checkpoint is
+    kept."""
 
 
 @dataclass
@@ -170,6 +173,8 @@ class Trainer:
         self._last_row_updates: int
         self._obs: np.ndarray | None = None
         self._stop_signal: int | None = None
+        self._saved_at = -1  #: env_steps of the last checkpoint written (no second save there)
+        self._finishing = False  #: the steps are done; _finish writes the final files
         self.rows: list[dict[str, Any]] = []
         # the best evaluation within the limit so far: env_steps, return, cost and a CPU copy of
         # the agent's state (what best.pt holds; the checkpoint carries it for exact resume)
@@ -193,7 +198,12 @@ class Trainer:
 
     def _run(self, run_dir: Path | str | None, keep: Sequence[str]) -> RunResult:
         self.run_dir = Path(run_dir or self.cfg.out or default_run_dir(self.cfg))
-        _prepare_run_dir(self.run_dir, keep, restartable=self.cfg.checkpoint)
+        _prepare_run_dir(self.run_dir, keep,
+                         restart=(self.cfg, self.algo_cfg) if self.cfg.checkpoint else None)
+        with run_lock(self.run_dir):  # one process per run directory
+            return self._begin()
+
+    def _begin(self) -> RunResult:
         cfg = self.cfg
         # updates are owed at utd per environment step after the warm-up (see _train)
         if cfg.utd == 0 or cfg.steps <= cfg.warmup_steps:
@@ -232,6 +242,12 @@ class Trainer:
 
     def _resume(self, run_dir: Path | str, steps_requested: bool) -> RunResult:
         self.run_dir = Path(run_dir)
+        if not (self.run_dir / CHECKPOINT_NAME).exists():
+            read_checkpoint(self.run_dir / CHECKPOINT_NAME)  # raises its one-line explanation
+        with run_lock(self.run_dir):  # one process per run directory
+            return self._resume_locked(steps_requested)
+
+    def _resume_locked(self, steps_requested: bool) -> RunResult:
         state = read_checkpoint(self.run_dir / CHECKPOINT_NAME)
         done = int(state["trainer"]["env_steps"])
         if steps_requested and done > self.cfg.steps:  # refused before anything is restored
@@ -266,7 +282,7 @@ class Trainer:
                 # checked before each step, so a signal during the step-0 evaluation (or the
                 # restore) stops here too, with a checkpoint at the current step
                 if self._stop_signal is not None:
-                    if cfg.checkpoint:
+                    if cfg.checkpoint and self._saved_at != self.env_steps:
                         self.save_checkpoint()
                     raise TrainingInterrupted(self._stop_signal, self.run_dir, self.env_steps,
                                               saved=cfg.checkpoint)
@@ -292,6 +308,7 @@ class Trainer:
         return self._finish()
 
     def _finish(self) -> RunResult:
+        self._finishing = True
         if self.cfg.checkpoint:
             self.save_checkpoint()
         final_eval = self._last_eval if hasattr(self, "_last_eval") else self._evaluate()
@@ -315,6 +332,12 @@ class Trainer:
                 self._check_finite()  # name the root cause (a loss or critic) if there is one
                 raise self._non_finite("the policy's actions")
         step = self.env.step(actions)
+        try:  # act_np checks what the policy sees; these reach the replay unseen (~2 µs)
+            check_finite_observation(step.final_obs)
+            check_finite_observation(step.obs)
+        except NonFiniteObservation as exc:
+            raise self._non_finite_observation("training", exc,
+                                               self.env_steps + self.env.num_envs) from None
         self.buffer.add(obs, actions, step.reward, step.cost, step.final_obs,
                         self._stored_terminal(step))
         self.env_steps += self.env.num_envs
@@ -381,10 +404,12 @@ class Trainer:
             "seed."
         )
 
-    def _non_finite_observation(self, env: str, exc: NonFiniteObservation) -> NonFiniteError:
+    def _non_finite_observation(self, env: str, exc: NonFiniteObservation,
+                                steps: int | None = None) -> NonFiniteError:
         return NonFiniteError(
             f"the {env} environment returned an observation holding NaN or infinity by "
-            f"environment step {self.env_steps} ({exc.where}); {self._kept_checkpoint()}. "
+            f"environment step {self.env_steps if steps is None else steps} ({exc.where}); "
+            f"{self._kept_checkpoint()}. "
             f"The task {self.cfg.env!r} produced it: check its observations (a diverging "
             "simulation, a division by zero in a wrapper)."
         )
@@ -473,11 +498,15 @@ class Trainer:
             if self._stop_signal is not None:  # a second signal: stop at once
                 raise KeyboardInterrupt
             self._stop_signal = signum
-            # said at once: the step or evaluation under way may take a while to finish
+            # said at once (the step or evaluation under way may take a while), and with
+            # os.write: print() here could re-enter a stderr write the signal interrupted
+            name = signal.Signals(signum).name
             saving = " and saving a checkpoint" if self.cfg.checkpoint else ""
-            print(f"\nalgd: {signal.Signals(signum).name} received; stopping after the current "
-                  f"step or evaluation{saving} (a second one stops at once, without saving)",
-                  file=sys.stderr, flush=True)
+            what = ("the run is finishing (final checkpoint, evaluation and plot)"
+                    if self._finishing else
+                    f"stopping after the current step or evaluation{saving}")
+            os.write(2, f"\nalgd: {name} received; {what} (a second one stops at once, without "
+                        "saving)\n".encode())
 
         previous: dict[int, Any] = {}
         for sig in (signal.SIGINT, signal.SIGTERM):
@@ -535,6 +564,7 @@ class Trainer:
         self._check_finite()
         path = Path(path or self.run_dir / CHECKPOINT_NAME)
         atomic_torch_save(self.state_dict(), path)
+        self._saved_at = self.env_steps
         return path
 
     def _restore(self, state: dict[str, Any]) -> None:
@@ -726,21 +756,50 @@ def constraint_verdict(costs: np.ndarray, limit: float) -> str:
     return "at the limit" if mean - 2.0 * se <= limit else "violated"
 
 
-#: what a run writes before its first checkpoint
-_RUN_START_FILES = ("config.json", "metrics.csv", BEST_NAME, "tb")
+#: what a run writes before its first checkpoint (config.json last: removed last, so a restart
+#: cut short stays restartable), with the temporary files of an atomic write cut short
+_RUN_START_FILES = ("tb", "metrics.csv", BEST_NAME, BEST_NAME + ".tmp", CHECKPOINT_NAME + ".tmp",
+                    "config.json.tmp", "config.json")
 
 
-def _prepare_run_dir(path: Path, keep: Sequence[str] = (), restartable: bool = False) -> None:
+def config_difference(saved: dict[str, Any], train_cfg: TrainConfig,
+                      algo_cfg: Any) -> tuple[str, Any, Any] | None:
+    """The first field (name, saved value, new value) in which the run config ``saved`` (a
+    config.json) differs from ``train_cfg``/``algo_cfg``; None when they describe the same run.
+    Fields a resume may change (:data:`RESUMABLE_OVERRIDES`) and ``out`` do not count."""
+    ignore = set(RESUMABLE_OVERRIDES) | {"out"}
+    mine = {"train": config_to_dict(train_cfg), "algo": config_to_dict(algo_cfg)}
+    for part in ("train", "algo"):
+        stored = saved.get(part, {})
+        for key, value in mine[part].items():
+            if key not in ignore and key in stored and stored[key] != value:
+                return key, stored[key], value
+    return None
+
+
+def _prepare_run_dir(path: Path, keep: Sequence[str] = (),
+                     restart: tuple[TrainConfig, Any] | None = None) -> None:
     """Create ``path`` for a new run; refuse one that holds anything but ``keep``.
 
-    ``restartable``: a run in ``path`` that stopped before its first checkpoint is removed and
-    started again (its files are only what :data:`_RUN_START_FILES` names; nothing could resume
-    it), so the user's repeated command works instead of being refused.
+    ``restart`` (the new run's configs): a run in ``path`` with the same configuration that
+    stopped before its first checkpoint (nothing could resume it; its files are only
+    :data:`_RUN_START_FILES`) and that no process still runs is removed and started again, so
+    repeating the command works instead of being refused.
     """
     if path.exists() and not path.is_dir():
         raise ConfigError(f"--out {path} is a file, not a directory; choose a new --out")
-    if (restartable and path.is_dir() and stopped_before_first_checkpoint(path)
-            and all(p.name in (*_RUN_START_FILES, *keep) for p in path.iterdir())):
+    ours = {*keep, LOCK_NAME}
+    if (restart is not None and path.is_dir() and stopped_before_first_checkpoint(path)
+            and all(p.name in (*_RUN_START_FILES, *ours) for p in path.iterdir())):
+        refuse_if_in_use(path)  # still running, only not yet at its first checkpoint
+        diff = config_difference(read_config(path), *restart)
+        if diff is not None:
+            key, saved, new = diff
+            raise ConfigError(
+                f"run directory {path} holds a run with {key}={saved!r} that stopped before its "
+                f"first checkpoint; this command asks for {key}={new!r}: choose a new --out, or "
+                f"delete {path} to reuse it (nothing was written)"
+            )
         print(f"note: {path} holds a run that stopped before its first checkpoint (nothing to "
               "resume); starting it again", file=sys.stderr)
         for name in _RUN_START_FILES:
@@ -749,7 +808,7 @@ def _prepare_run_dir(path: Path, keep: Sequence[str] = (), restartable: bool = F
                 shutil.rmtree(target)
             elif target.exists():
                 target.unlink()
-    if path.exists() and any(p.name not in keep for p in path.iterdir()):
+    if path.exists() and any(p.name not in ours for p in path.iterdir()):
         what = "another run" if (path / "config.json").exists() else "files"
         raise ConfigError(
             f"run directory {path} already holds {what}; choose a new --out, or continue it "
