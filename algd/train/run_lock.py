@@ -3,7 +3,8 @@
 A second ``algd train --out DIR`` (or ``--resume DIR``) while the first still runs would interleave
 two runs' files in one directory. The lock is ``fcntl.flock`` on ``DIR/.lock``: the kernel drops
 it when its process ends, however it ends (SIGKILL included), so a stale lock never blocks a
-restart. Where ``fcntl`` does not exist (Windows) runs are not locked.
+restart. Where ``fcntl`` does not exist (Windows) or the file system refuses locks (some network
+mounts), runs are not locked.
 """
 
 from __future__ import annotations
@@ -32,6 +33,8 @@ def _try_lock(run_dir: Path) -> IO[str] | None:
     except BlockingIOError:
         handle.close()
         return None
+    except OSError:  # a file system without locks (some network mounts): run unlocked
+        pass
     return handle
 
 
