@@ -21,6 +21,7 @@ an uninterrupted run when the environment state is saved.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import dataclasses
 import json
@@ -35,7 +36,7 @@ import time
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Iterator, Sequence
 
 import numpy as np
 import torch
@@ -187,14 +188,8 @@ class Trainer:
         ``keep`` names files the caller already placed in ``run_dir`` (e.g. a log it is writing
         to); any other content means the directory holds another run, which is refused.
         """
-        # signals are caught from the start: a Ctrl-C during the step-0 evaluation (long on the
-        # navigation tasks) still ends with a checkpoint that --resume continues
-        handlers = self._install_signal_handlers()
-        try:
+        with self._session():
             return self._run(run_dir, keep)
-        finally:
-            self._restore_signal_handlers(handlers)
-            torch.set_num_threads(self._threads_before)
 
     def _run(self, run_dir: Path | str | None, keep: Sequence[str]) -> RunResult:
         self.run_dir = Path(run_dir or self.cfg.out or default_run_dir(self.cfg))
@@ -233,9 +228,17 @@ class Trainer:
         ``steps_requested``: the caller changed ``steps`` (to extend the run); a value the
         checkpoint has already passed is then an error instead of a silent no-op.
         """
+        with self._session():
+            return self._resume(run_dir, steps_requested)
+
+    @contextlib.contextmanager
+    def _session(self) -> Iterator[None]:
+        """Around a whole run or resume: SIGINT/SIGTERM are caught from the start (a Ctrl-C
+        during the step-0 evaluation, long on the navigation tasks, still ends with a checkpoint
+        that --resume continues), and the caller's torch thread count is given back at the end."""
         handlers = self._install_signal_handlers()
         try:
-            return self._resume(run_dir, steps_requested)
+            yield
         finally:
             self._restore_signal_handlers(handlers)
             torch.set_num_threads(self._threads_before)
