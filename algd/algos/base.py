@@ -75,6 +75,14 @@ class Agent(nn.Module, ABC):
         Implementations pass ``obs`` through :meth:`observation_batch` first.
         """
 
+    def _check_obs_shape(self, shape: tuple[int, ...], caller: str) -> None:
+        """ValueError unless ``shape`` is one observation ``(S,)`` or a batch ``(n, S)``."""
+        if len(shape) not in (1, 2) or shape[-1] != self.env_info.obs_dim:
+            raise ValueError(
+                f"{caller} expects one observation of shape ({self.env_info.obs_dim},) or a batch "
+                f"of shape (n, {self.env_info.obs_dim}), got shape {tuple(shape)}"
+            )
+
     def observation_batch(self, obs: Tensor) -> tuple[Tensor, bool]:
         """``obs`` as a float32 batch ``[B, S]`` on the agent's device, and whether it was one
         observation ``[S]`` (``act`` then returns one action ``[A]``).
@@ -86,11 +94,7 @@ class Agent(nn.Module, ABC):
         if not isinstance(obs, Tensor):
             raise TypeError(f"act takes a torch.Tensor, got {type(obs).__name__}; for numpy "
                             "observations use act_np(obs)")
-        if obs.dim() not in (1, 2) or obs.shape[-1] != self.env_info.obs_dim:
-            raise ValueError(
-                f"act expects one observation of shape ({self.env_info.obs_dim},) or a batch of "
-                f"shape (n, {self.env_info.obs_dim}), got shape {tuple(obs.shape)}"
-            )
+        self._check_obs_shape(tuple(obs.shape), "act")
         obs = obs.to(self.device, torch.float32)  # no copy when it already is
         return (obs.unsqueeze(0), True) if obs.dim() == 1 else (obs, False)
 
@@ -130,11 +134,7 @@ class Agent(nn.Module, ABC):
         """
         obs = np.asarray(obs, dtype=np.float32)
         single = obs.ndim == 1
-        if obs.ndim not in (1, 2) or obs.shape[-1] != self.env_info.obs_dim:
-            raise ValueError(
-                f"act_np expects one observation of shape ({self.env_info.obs_dim},) or a batch "
-                f"of shape (n, {self.env_info.obs_dim}), got shape {obs.shape}"
-            )
+        self._check_obs_shape(obs.shape, "act_np")
         check_finite_observation(obs)
         with torch.inference_mode():
             obs_t = torch.as_tensor(obs.reshape(-1, obs.shape[-1]), device=self.device)

@@ -201,12 +201,9 @@ def expand_trials(sweep: SweepConfig) -> list[Trial]:
     preset = dict(load_preset(sweep.preset).values) if sweep.preset else {}
     algos = sweep.algos or (str(preset.get("algo") or TrainConfig.algo),)
     envs = sweep.envs or (str(preset.get("env") or TrainConfig.env),)
-    try:
-        specs = {a: get_algo(a) for a in algos}
-        for env in envs:
-            get_task(env)
-    except KeyError as exc:
-        raise ConfigError(exc.args[0]) from None
+    specs = {a: get_algo(a) for a in algos}  # unknown names: UnknownNameError, a ConfigError
+    for env in envs:
+        get_task(env)
     _check_workers_can_register(sweep.imports, algos, envs)
 
     train_types = resolved_types(TrainConfig)

@@ -919,10 +919,7 @@ def make_configs(algo: str | None = None, preset: str | None = None,
     import_modules(config_from_dict(TrainConfig, {"imports": fields.get("imports", ())}).imports)
     preset_values = dict(load_preset(preset).values) if preset else {}
     name = algo or preset_values.get("algo") or TrainConfig.algo
-    try:
-        spec = get_algo(name)
-    except KeyError as exc:
-        raise ConfigError(exc.args[0]) from None
+    spec = get_algo(name)  # an unknown name: UnknownNameError, a ConfigError
     train_names = {f.name for f in dataclasses.fields(TrainConfig)}
     algo_names = {f.name for f in dataclasses.fields(spec.config_cls)}
     unknown = set(preset_values) - train_names - algo_field_names()
