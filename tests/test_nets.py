@@ -8,7 +8,7 @@ import torch.nn.functional as F
 
 from algd.nets.critics import CriticBank
 from algd.nets.diffusion_net import DiffusionPolicyNet
-from algd.nets.ensemble import EnsembleMLP, MemberGroup
+from algd.nets.ensemble import EnsembleLinear, EnsembleMLP, MemberGroup
 
 
 def member_forward(net: EnsembleMLP, m: int, x: torch.Tensor, acts) -> torch.Tensor:
@@ -100,3 +100,67 @@ def test_critic_bank_cost_evaluates_the_cost_ensemble_alone():
     torch.testing.assert_close(bank.cost(obs, act), bank(obs, act).cost)
     with pytest.raises(ValueError, match="no cost critics"):
         CriticBank(5, 2, (8,), cost_members=0).cost(obs, act)
+
+
+@pytest.mark.parametrize("in_dim,out_dim", [(23, 16), (40, 16), (16, 1), (1, 1)])
+@pytest.mark.parametrize("shared", [True, False])
+def test_batched_affine_equals_baddbmm_in_value_and_every_gradient(in_dim, out_dim, shared):
+    """The layer lays its products out by shape (1-wide outputs as row-vector products and a
+    broadcast multiply, thin inputs transposed): same numbers as baddbmm and its autograd."""
+    torch.manual_seed(0)
+    layer = EnsembleLinear(3, in_dim, out_dim)
+    torch.nn.init.normal_(layer.weight)
+    torch.nn.init.normal_(layer.bias)
+    x = torch.randn(*(() if shared else (3,)), 11, in_dim, requires_grad=True)
+    out = layer(x)
+    xb = x.unsqueeze(0).expand(3, 11, in_dim) if shared else x
+    ref = torch.baddbmm(layer.bias, xb, layer.weight)
+    torch.testing.assert_close(out, ref)
+    grad_out = torch.randn_like(ref)
+    got = torch.autograd.grad(out, (x, layer.weight, layer.bias), grad_out)
+    want = torch.autograd.grad(ref, (x, layer.weight, layer.bias), grad_out)
+    for g, w in zip(got, want):
+        assert g.shape == w.shape
+        torch.testing.assert_close(g, w)
+    with torch.no_grad():  # the autograd-free path
+        torch.testing.assert_close(layer(x), ref)
+
+
+def test_batched_affine_second_derivatives_for_the_energy_hessian():
+    """The landscape analysis differentiates the critics twice (action Hessians): the custom
+    backward is itself differentiable."""
+    torch.manual_seed(0)
+    net = EnsembleMLP(4, 1, (8, 8), [MemberGroup(2, "silu")])
+    x = torch.randn(5, 4, dtype=torch.float64, requires_grad=True)
+    net.double()
+    assert torch.autograd.gradgradcheck(lambda v: net(v).sum(0), (x,))
+    acts = [F.silu, F.silu]
+
+    def ref(v):
+        return torch.stack([member_forward(net, m, v, acts) for m in range(2)]).sum(0)
+
+    (g,) = torch.autograd.grad(net(x).sum(), x, create_graph=True)
+    (g_ref,) = torch.autograd.grad(ref(x).sum(), x, create_graph=True)
+    h = torch.autograd.grad(g[:, 0].sum(), x)[0]
+    h_ref = torch.autograd.grad(g_ref[:, 0].sum(), x)[0]
+    torch.testing.assert_close(h, h_ref)
+
+
+def test_frozen_critics_differentiate_the_input_only():
+    """``frozen=True`` (actor losses, score targets): same values and input gradients, and no
+    path to the weights, so no weight gradient is computed."""
+    torch.manual_seed(0)
+    bank = CriticBank(5, 2, (16, 16), reward_members=2, cost_members=3)
+    obs, act = torch.randn(7, 5), torch.randn(7, 2, requires_grad=True)
+    q, qc = bank(obs, act)
+    fq, fqc = bank(obs, act, frozen=True)
+    torch.testing.assert_close(fq, q)
+    torch.testing.assert_close(fqc, qc)
+    (g,) = torch.autograd.grad((q.sum() + qc.sum()), act)
+    (fg,) = torch.autograd.grad((fq.sum() + fqc.sum()), act)
+    torch.testing.assert_close(fg, g)
+    params = list(bank.parameters())
+    assert all(
+        gp is None for gp in torch.autograd.grad(fq.sum(), params, allow_unused=True)
+    )
+    torch.testing.assert_close(bank.cost(obs, act, frozen=True), qc)

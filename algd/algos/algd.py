@@ -244,8 +244,12 @@ class ALGD(Agent):
 
     # -- the energy -----------------------------------------------------------------------------
     def energy(self, obs: Tensor, act: Tensor, lam: Tensor) -> Tensor:
-        """E(s, a) from the online critics: L_A (ALGD) or L (LGD), spec §2.4. Shape = obs.shape[:-1]."""
-        q, qc = self.critic(obs, act)
+        """E(s, a) from the online critics: L_A (ALGD) or L (LGD), spec §2.4. Shape = obs.shape[:-1].
+
+        The critics enter as a fixed function (differentiable in ``act`` and ``obs`` only): the
+        policy step never takes their parameter gradients.
+        """
+        q, qc = self.critic(obs, act, frozen=True)
         return energy(self.energy_kind, q.min(0).values, ucb_cost(qc, self.cfg.ucb_k), lam,
                       self.h, self.cfg.rho)
 

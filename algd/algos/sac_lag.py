@@ -196,7 +196,7 @@ class SACLag(Agent):
         weight = al_cost_weight(lam, qc_buffer.mean(), self.h, cfg.convexity)
 
         action, log_prob = self.actor.sample(obs)
-        q, qc = self.critic(obs, action)
+        q, qc = self.critic(obs, action, frozen=True)  # gradients to the action only
         actor_loss = (alpha * log_prob - q.min(0).values
                       + weight * ucb_cost(qc, cfg.ucb_k)).mean()
         # gradients for the actor only: the critics' .grad stay untouched

@@ -53,19 +53,23 @@ class CriticBank(nn.Module):
         self.reward_members, self.cost_members = reward_members, cost_members
         self.net = EnsembleMLP(obs_dim + act_dim, 1, hidden, groups)
 
-    def forward(self, obs: Tensor, act: Tensor) -> CriticValues:
-        """Evaluate every member on the pairs ``(obs[b], act[b])``; leading dims are flattened."""
+    def forward(self, obs: Tensor, act: Tensor, frozen: bool = False) -> CriticValues:
+        """Evaluate every member on the pairs ``(obs[b], act[b])``; leading dims are flattened.
+
+        ``frozen=True``: the critics as a fixed function, differentiable in ``obs`` and ``act``
+        only (actor losses, score targets; :meth:`EnsembleMLP.forward`). Same values.
+        """
         lead = obs.shape[:-1]
-        q = self.net(self._pairs(obs, act)).squeeze(-1)  # [R+E, B]
+        q = self.net(self._pairs(obs, act), frozen).squeeze(-1)  # [R+E, B]
         q = q.reshape(q.shape[0], *lead)
         return CriticValues(q[: self.reward_members], q[self.reward_members :])
 
-    def cost(self, obs: Tensor, act: Tensor) -> Tensor:
+    def cost(self, obs: Tensor, act: Tensor, frozen: bool = False) -> Tensor:
         """The cost ensemble alone, ``[E, *lead]`` (the reward critics are not evaluated)."""
         if self.cost_members == 0:
             raise ValueError("this critic bank has no cost critics")
         lead = obs.shape[:-1]
-        qc = self.net.group_forward(self._pairs(obs, act), 1).squeeze(-1)
+        qc = self.net.group_forward(self._pairs(obs, act), 1, frozen).squeeze(-1)
         return qc.reshape(qc.shape[0], *lead)
 
     @staticmethod
