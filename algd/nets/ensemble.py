@@ -92,30 +92,42 @@ class _EnsembleAffine(torch.autograd.Function):
     @staticmethod
     def forward(ctx: Any, x: Tensor, weight: Tensor, bias: Tensor) -> Tensor:  # noqa: D102
         ctx.save_for_backward(x, weight)
-        return _affine(x, weight, bias)
+        return _affine(_members(x, weight), weight, bias)
 
     @staticmethod
     def backward(ctx: Any, grad: Tensor) -> tuple[Tensor | None, ...]:  # noqa: D102
         x, weight = ctx.saved_tensors
         need_x, need_w, need_b = ctx.needs_input_grad
+        shared = x.dim() == 2  # one input [B, in] for every member: its gradient sums over them
+        xm = _members(x, weight)
         grad_x = grad_w = grad_b = None
         if weight.shape[2] == 1:  # 1-wide output: outer product and row-vector product
             if need_x:  # [M, B, 1] * [M, 1, in]; grad may arrive transposed or expanded:
                 # made contiguous (M·B numbers) so that the product is laid out row-major
                 grad_x = grad.contiguous() * weight.transpose(1, 2)
+                if shared:
+                    grad_x = grad_x.sum(0)
             if need_w:
-                grad_w = torch.bmm(grad.transpose(1, 2), x).transpose(1, 2)  # [M, in, 1]
+                grad_w = torch.bmm(grad.transpose(1, 2), xm).transpose(1, 2)  # [M, in, 1]
         else:
             if need_x:
-                if weight.shape[1] <= _THIN:
-                    grad_x = torch.bmm(weight, grad.transpose(1, 2)).transpose(1, 2)
+                if weight.shape[1] <= _THIN:  # (W Gᵀ)ᵀ, summed over members while contiguous
+                    grad_x = torch.bmm(weight, grad.transpose(1, 2))
+                    grad_x = grad_x.sum(0).t() if shared else grad_x.transpose(1, 2)
                 else:
                     grad_x = torch.bmm(grad, weight.transpose(1, 2))
+                    if shared:
+                        grad_x = grad_x.sum(0)
             if need_w:
-                grad_w = torch.bmm(x.transpose(1, 2), grad)
+                grad_w = torch.bmm(xm.transpose(1, 2), grad)
         if need_b:
             grad_b = grad.sum(1, keepdim=True)
         return grad_x, grad_w, grad_b
+
+
+def _members(x: Tensor, weight: Tensor) -> Tensor:
+    """``x`` as ``[M, B, in]``: a shared input ``[B, in]`` as a stride-0 view (no copy)."""
+    return x.unsqueeze(0).expand(weight.shape[0], *x.shape) if x.dim() == 2 else x
 
 
 def _affine(x: Tensor, weight: Tensor, bias: Tensor) -> Tensor:
@@ -140,12 +152,11 @@ class EnsembleLinear(nn.Module):
     def forward(self, x: Tensor, frozen: bool = False) -> Tensor:
         """``x @ W + b``; ``frozen=True`` treats the weights as constants (see
         :meth:`EnsembleMLP.forward`)."""
-        if x.dim() == 2:  # shared input: a stride-0 view, no copy
-            x = x.unsqueeze(0).expand(self.members, *x.shape)
         weight, bias = (self.weight.detach(), self.bias.detach()) if frozen else (self.weight,
                                                                                  self.bias)
-        if _needs_grad(x, weight, bias):
+        if _needs_grad(x, weight, bias):  # a shared input [B, in] goes in as it is
             return cast(Tensor, _EnsembleAffine.apply(x, weight, bias))
+        x = _members(x, weight)
         if self.out_features == 1:
             return _affine(x, self.weight, self.bias)
         # without autograd: add the bias in place instead of broadcasting it into the output
