@@ -85,6 +85,10 @@ class _EnsembleAffine(torch.autograd.Function):
     broadcast multiply and a row-vector product take 0.1 ms each. Together these 1-wide products
     were ~13 % of an ALGD update at paper sizes (``algd bench``; see the README, *Performance*).
 
+    A shared input ``x: [B, in]`` (an ensemble's first layer) goes in as it is and gets its
+    gradient summed over the members inside, on a contiguous product: summed by autograd
+    through a stride-0 ``expand`` it was a strided reduction ~15× slower.
+
     The backward pass is written with differentiable torch ops, so higher-order gradients (the
     energy landscape's Hessian, :mod:`algd.analysis.landscape`) work through it.
     """
@@ -158,10 +162,10 @@ class EnsembleLinear(nn.Module):
             return cast(Tensor, _EnsembleAffine.apply(x, weight, bias))
         x = _members(x, weight)
         if self.out_features == 1:
-            return _affine(x, self.weight, self.bias)
+            return _affine(x, weight, bias)
         # without autograd: add the bias in place instead of broadcasting it into the output
         # first (baddbmm's copy), one memory pass less
-        return torch.bmm(x, self.weight).add_(self.bias)
+        return torch.bmm(x, weight).add_(bias)
 
     def extra_repr(self) -> str:
         return f"members={self.members}, in={self.in_features}, out={self.out_features}"
