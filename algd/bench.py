@@ -4,6 +4,8 @@ Everything is measured in the same run, so ratios are meaningful even on a noisy
 
 * **peak**: fp32 matrix-multiply throughput (a large square GEMM) on the chosen device/threads,
   timed in the same interleaved rounds as the updates (see :func:`interleaved_median_times`);
+  on a CPU both torch's GEMM (MKL) and oneDNN's are timed and the faster is the peak
+  (:mod:`algd.nets.gemm`: on AMD CPUs oneDNN's is ~2x faster);
 * **updates**: per algorithm and size preset, gradient updates/s, FLOPs per update (counted by
   intercepting every aten op with torch's FLOP formulas) and efficiency = achieved FLOP/s ÷ peak;
   the ratio of each algorithm's update time to SAC-Lag's (when registered) at the same sizes;
@@ -38,6 +40,7 @@ from algd.algos.base import EnvInfo
 from algd.algos.registry import get_algo, list_algos
 from algd.buffers.replay import ReplayBuffer
 from algd.config import load_preset
+from algd.nets import gemm
 from algd.train.cpu_runtime import flush_denormals, tune_glibc_malloc
 from algd.train.cuda_graph import GraphedUpdate
 from algd.train.seeding import resolve_device
@@ -48,8 +51,30 @@ SIZES = {"builtin": (None, 128), "paper": ("paper", 256)}
 OBS_DIM, ACT_DIM = 17, 6
 
 
+def _linear_flops(x: Any, weight: Any, *args: Any, **kwargs: Any) -> int:
+    """oneDNN's ``_linear_pointwise(x, W[out, in], ...)``: ``2 · rows(x) · in · out``."""
+    return 2 * x.numel() * weight.shape[0]
+
+
+#: FLOP formulas of the matmul ops torch's registry lacks (the oneDNN GEMM of algd.nets.gemm)
+_EXTRA_FLOPS: dict[Any, Callable[..., int]] = {}
+if gemm.onednn_available():
+    _EXTRA_FLOPS[torch.ops.mkldnn._linear_pointwise] = _linear_flops
+
+
+def _op_flops(func: Any, args: tuple[Any, ...], kwargs: dict[str, Any], out: Any) -> int | None:
+    """FLOPs of one aten call, None for ops without a formula (everything but products)."""
+    packet = func._overloadpacket
+    if packet in flop_registry:
+        return int(flop_registry[packet](*args, **kwargs, out_val=out))
+    if packet in _EXTRA_FLOPS:
+        return int(_EXTRA_FLOPS[packet](*args, **kwargs))
+    return None
+
+
 class FlopCounter(TorchDispatchMode):
-    """Counts the FLOPs of every aten op that torch has a formula for (matmuls, convolutions).
+    """Counts the FLOPs of every aten op that torch has a formula for (matmuls, convolutions),
+    and of oneDNN's linear (:mod:`algd.nets.gemm`).
 
     Unlike ``torch.utils.flop_counter.FlopCounterMode`` it installs no module hooks, so it works
     around ``torch.autograd.grad`` calls on leaf tensors.
@@ -62,9 +87,7 @@ class FlopCounter(TorchDispatchMode):
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):  # type: ignore[no-untyped-def]
         kwargs = kwargs or {}
         out = func(*args, **kwargs)
-        packet = func._overloadpacket
-        if packet in flop_registry:
-            self.flops += int(flop_registry[packet](*args, **kwargs, out_val=out))
+        self.flops += _op_flops(func, args, kwargs, out) or 0
         return out
 
 
@@ -85,7 +108,7 @@ class MatmulRecorder(TorchDispatchMode):
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):  # type: ignore[no-untyped-def]
         kwargs = kwargs or {}
         out = func(*args, **kwargs)
-        if func._overloadpacket in flop_registry:
+        if _op_flops(func, args, kwargs, out) is not None:
             operands = tuple(a.detach() if isinstance(a, torch.Tensor) else a for a in args)
             self.calls.append((func, operands, dict(kwargs)))
         return out
@@ -148,16 +171,27 @@ def median_time(fn: Callable[[], Any], device: torch.device, *, warmup: int = 3,
                                     min_block_s=min_block_s)["fn"]
 
 
-def peak_matmul(device: torch.device, n: int | None = None) -> tuple[Callable[[], Any], int]:
+def peak_matmul(device: torch.device, n: int | None = None,
+                backend: str = "torch") -> tuple[Callable[[], Any], int]:
     """An ``n × n`` fp32 GEMM and its FLOPs: the machine's practical peak.
 
     ``n`` defaults to 2048 on a CPU and 8192 on a GPU (smaller products leave a GPU idle).
-    Runs at the precision torch is set to use (``torch.get_float32_matmul_precision()``).
+    ``backend``: ``"torch"`` (``a @ b``, at the precision torch is set to use) or ``"onednn"``
+    (CPU only, :mod:`algd.nets.gemm`).
     """
     n = n or (8192 if device.type == "cuda" else 2048)
     a = torch.randn(n, n, device=device)
     b = torch.randn(n, n, device=device)
+    if backend == "onednn":
+        return (lambda: gemm.onednn_matmul(a, b)), 2 * n**3
     return (lambda: a @ b), 2 * n**3
+
+
+def peak_backends(device: torch.device) -> list[str]:
+    """The GEMMs the peak is measured with: torch's, and oneDNN's on a CPU that has it. The
+    peak is the faster: efficiency is measured against what the machine can do, whichever
+    library gets there."""
+    return ["torch", "onednn"] if device.type == "cpu" and gemm.onednn_available() else ["torch"]
 
 
 #: the pseudo compile mode of whole-update CUDA graphs (``--cuda-graph``)
@@ -321,12 +355,15 @@ class BenchReport:
     threads: int
     torch: str
     machine: str
-    peak_gflops: float
+    peak_gflops: float  #: the best of peak_by_gemm
     updates: list[UpdateResult] = field(default_factory=list)
     act: list[dict[str, Any]] = field(default_factory=list)
     env: list[dict[str, Any]] = field(default_factory=list)
     end_to_end: list[dict[str, Any]] = field(default_factory=list)
     failures: list[str] = field(default_factory=list)  #: compiled paths that did not build
+    #: the large square GEMM's GFLOP/s per library (torch's; oneDNN's on a CPU)
+    peak_by_gemm: dict[str, float] = field(default_factory=dict)
+    gemm: str = "torch"  #: the GEMM the ensembles' products ran on (algd.nets.gemm)
 
     def ratio_to(self, baseline: str) -> dict[tuple[str, str, str], float]:
         base = {(u.size, u.compile): u.ms_per_update for u in self.updates if u.algo == baseline}
@@ -347,13 +384,21 @@ class BenchReport:
                             "matmul_ceiling": u.matmul_ceiling}
                    for u in self.updates if u.size == "paper" and u.compile == "none"}
         return {"device": self.device, "threads": self.threads, "torch": self.torch,
-                "machine": self.machine, "peak_gflops": self.peak_gflops, "algorithms": summary,
+                "machine": self.machine, "peak_gflops": self.peak_gflops,
+                "peak_gflops_by_gemm": self.peak_by_gemm, "gemm": self.gemm, "algorithms": summary,
                 "updates": algos, "act": self.act, "env": self.env,
                 "end_to_end": self.end_to_end, "failures": self.failures}
 
+    def _peak_line(self) -> str:
+        line = f"fp32 matmul peak: {self.peak_gflops:.1f} GFLOP/s"
+        if len(self.peak_by_gemm) > 1:
+            line += " (best of " + ", ".join(f"{name} {v:.1f}" for name, v in
+                                             self.peak_by_gemm.items()) + ")"
+        return line + f"; ensemble products on {self.gemm}"
+
     def table(self) -> str:
         lines = [f"device {self.device}, {self.threads} threads, torch {self.torch}, "
-                 f"{self.machine}", f"fp32 matmul peak: {self.peak_gflops:.1f} GFLOP/s", "",
+                 f"{self.machine}", self._peak_line(), "",
                  f"{'algorithm':12s} {'size':8s} {'compile':15s} {'ms/update':>10s} "
                  f"{'updates/s':>10s} {'GFLOP/upd':>10s} {'GFLOP/s':>9s} {'eff.':>6s} "
                  f"{'mm-only':>7s} {'÷SAC-Lag':>8s}"]
@@ -436,15 +481,20 @@ def _run_bench(dev: torch.device, algos: list[str] | None, sizes: list[str] | No
             algo, overrides, label = SAME_CRITICS
             for mode in compile_modes:
                 prepare(algo, size, mode, overrides, label)
-    peak_fn, peak_flops = peak_matmul(dev)
-    fns = {"peak": peak_fn, **{str(i): c.run for i, c in enumerate(cases)},
+    gemm_in_use = gemm.gemm_backend() if dev.type == "cpu" else "torch"
+    peaks = {name: peak_matmul(dev, backend=name) for name in peak_backends(dev)}
+    fns = {**{f"peak-{name}": fn for name, (fn, _) in peaks.items()},
+           **{str(i): c.run for i, c in enumerate(cases)},
            **{f"mm{i}": c.matmuls.replay for i, c in enumerate(cases) if c.matmuls is not None}}
     say(f"timing the peak and {len(cases)} updates (and their matrix products alone) in "
         f"{repeats} interleaved rounds ...", flush=True)
     times = interleaved_median_times(fns, dev, repeats=repeats)
     report = BenchReport(str(dev), torch.get_num_threads(), str(torch.__version__),
                          f"{platform.machine()} {platform.processor() or ''}".strip(),
-                         peak_flops / times["peak"] / 1e9, failures=failures)
+                         0.0, failures=failures, gemm=gemm_in_use,
+                         peak_by_gemm={name: flops / times[f"peak-{name}"] / 1e9
+                                       for name, (_, flops) in peaks.items()})
+    report.peak_gflops = max(report.peak_by_gemm.values())
     report.updates = [c.result(times[str(i)], report.peak_gflops, times.get(f"mm{i}"))
                       for i, c in enumerate(cases)]
     if act:

@@ -3,9 +3,15 @@ import os
 import pytest
 import torch
 
+from algd.nets import gemm
+
 # Tests are small: one torch thread avoids oversubscribing CI's 2 cores and keeps runs repeatable.
 torch.set_num_threads(1)
 os.environ.setdefault("MPLBACKEND", "Agg")
+# The CPU GEMM is chosen by measurement once per process (algd.nets.gemm); subprocesses the
+# tests start (CLI runs) take this process's choice, so runs compared across processes use the
+# same products.
+os.environ.setdefault(gemm.ENV_VAR, gemm.gemm_backend())
 
 
 @pytest.fixture(autouse=True)

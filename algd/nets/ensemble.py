@@ -17,6 +17,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from algd.nets import gemm
+
 Activation = Literal["relu", "silu", "tanh", "elu"]
 Init = Literal["xavier_uniform", "trunc_normal"]
 
@@ -96,7 +98,7 @@ class _EnsembleAffine(torch.autograd.Function):
     @staticmethod
     def forward(ctx: Any, x: Tensor, weight: Tensor, bias: Tensor) -> Tensor:  # noqa: D102
         ctx.save_for_backward(x, weight)
-        return _affine(_members(x, weight), weight, bias)
+        return _affine(x, weight, bias)
 
     @staticmethod
     def backward(ctx: Any, grad: Tensor) -> tuple[Tensor | None, ...]:  # noqa: D102
@@ -115,7 +117,11 @@ class _EnsembleAffine(torch.autograd.Function):
                 grad_w = torch.bmm(grad.transpose(1, 2), xm).transpose(1, 2)  # [M, in, 1]
         else:
             if need_x:
-                if weight.shape[1] <= _THIN:  # (W Gᵀ)ᵀ, summed over members while contiguous
+                if gemm.uses_onednn(grad, weight):
+                    grad_x = gemm.bmm_nt(grad, weight)
+                    if shared:
+                        grad_x = grad_x.sum(0)
+                elif weight.shape[1] <= _THIN:  # (W Gᵀ)ᵀ, summed over members while contiguous
                     grad_x = torch.bmm(weight, grad.transpose(1, 2))
                     grad_x = grad_x.sum(0).t() if shared else grad_x.transpose(1, 2)
                 else:
@@ -123,7 +129,7 @@ class _EnsembleAffine(torch.autograd.Function):
                     if shared:
                         grad_x = grad_x.sum(0)
             if need_w:
-                grad_w = torch.bmm(xm.transpose(1, 2), grad)
+                grad_w = gemm.bmm_tn(x, grad)
         if need_b:
             grad_b = grad.sum(1, keepdim=True)
         return grad_x, grad_w, grad_b
@@ -135,7 +141,11 @@ def _members(x: Tensor, weight: Tensor) -> Tensor:
 
 
 def _affine(x: Tensor, weight: Tensor, bias: Tensor) -> Tensor:
-    """``x @ W + b`` batched over members, without autograd bookkeeping of its own."""
+    """``x @ W + b`` batched over members (``x`` is ``[M, B, in]`` or a shared ``[B, in]``),
+    without autograd bookkeeping of its own."""
+    if gemm.uses_onednn(x, weight, bias):
+        return gemm.baddbmm(bias, x, weight)
+    x = _members(x, weight)
     if weight.shape[2] == 1:  # 1-wide output as a row-vector product: [M, 1, in] @ [M, in, B]
         return torch.baddbmm(bias, weight.transpose(1, 2), x.transpose(1, 2)).transpose(1, 2)
     return torch.baddbmm(bias, x, weight)
@@ -160,12 +170,11 @@ class EnsembleLinear(nn.Module):
                                                                                  self.bias)
         if _needs_grad(x, weight, bias):  # a shared input [B, in] goes in as it is
             return cast(Tensor, _EnsembleAffine.apply(x, weight, bias))
-        x = _members(x, weight)
-        if self.out_features == 1:
+        if self.out_features == 1 or gemm.uses_onednn(x, weight, bias):
             return _affine(x, weight, bias)
         # without autograd: add the bias in place instead of broadcasting it into the output
         # first (baddbmm's copy), one memory pass less
-        return torch.bmm(x, weight).add_(bias)
+        return torch.bmm(_members(x, weight), weight).add_(bias)
 
     def extra_repr(self) -> str:
         return f"members={self.members}, in={self.in_features}, out={self.out_features}"

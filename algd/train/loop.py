@@ -58,6 +58,7 @@ from algd.envs.core import VecStep
 from algd.envs.registry import TaskSpec, get_task
 from algd.envs.snapshot import EnvStateError
 from algd.lagrangian.threshold import critic_threshold
+from algd.nets import gemm
 from algd.train.checkpoint import (
     BEST_NAME,
     CHECKPOINT_FORMAT,
@@ -656,6 +657,8 @@ class Trainer:
                 "protocol": self.task.protocol,
             },
             "device": str(self.device),
+            # the CPU GEMM the critics' products ran on (measured per process, algd.nets.gemm)
+            "gemm": gemm.gemm_backend() if self.device.type == "cpu" else "torch",
             "torch_version": str(torch.__version__),
         }
 

@@ -1,0 +1,159 @@
+"""The ensembles' batched matrix products, run on whichever fp32 GEMM is faster on this CPU.
+
+torch runs fp32 ``bmm`` through MKL, which takes its AVX2 kernels on AMD processors; oneDNN, which
+torch's CPU builds also carry (``torch.ops.mkldnn._linear_pointwise``, the kernel inductor uses for
+CPU linear layers), runs AVX-512 there. Measured on a 2-core AMD EPYC (Zen 5), one thread: the
+critics' ``[1024, 256] @ [256, 256]`` products at ~80 GFLOP/s through ``torch.bmm`` and 160-180
+through oneDNN, a 2048² product at 89 and 204. On Intel CPUs MKL is the fast one. Neither is
+assumed: on the first product of a process, both run on a critic-sized product and the faster is
+kept (:func:`gemm_backend`), unless ``ALGD_GEMM`` (``torch``, ``onednn`` or ``auto``) or
+:func:`set_gemm_backend` says otherwise.
+
+oneDNN's linear has no autograd formula, so it is used only where no graph is recorded: inside
+:class:`algd.nets.ensemble._EnsembleAffine` (forward, and a first-order backward) and in
+``no_grad`` evaluations. A backward that builds a graph of its own (``create_graph=True``, the
+energy landscape's Hessian) runs on ``torch.bmm``. Both compute the same fp32 products up to
+summation order (tested).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from contextlib import contextmanager
+from typing import Iterator, Literal, cast
+
+import torch
+from torch import Tensor
+
+GemmBackend = Literal["torch", "onednn"]
+#: the environment variable that fixes the backend (``torch``, ``onednn``; ``auto`` measures)
+ENV_VAR = "ALGD_GEMM"
+_CHOICES = ("auto", "torch", "onednn")
+
+_requested: str | None = None  #: set_gemm_backend's choice; None: the environment's
+_resolved: GemmBackend | None = None
+
+
+def onednn_available() -> bool:
+    """Whether this torch build has oneDNN's dense fp32 linear (x86 and ARM CPU builds do)."""
+    try:
+        return bool(torch.backends.mkldnn.is_available()) and hasattr(
+            torch.ops.mkldnn, "_linear_pointwise")
+    except (AttributeError, RuntimeError):  # pragma: no cover - builds without the namespace
+        return False
+
+
+def set_gemm_backend(name: str) -> GemmBackend:
+    """Choose the CPU GEMM for ensemble products: ``"torch"``, ``"onednn"`` or ``"auto"`` (measure
+    both once, keep the faster); returns the backend now in use (process-wide)."""
+    global _requested, _resolved
+    if name not in _CHOICES:
+        raise ValueError(f"unknown GEMM backend {name!r}; choose one of {', '.join(_CHOICES)}")
+    if name == "onednn" and not onednn_available():
+        raise RuntimeError("this torch build has no oneDNN linear kernel; use 'torch' or 'auto'")
+    _requested, _resolved = name, None
+    return gemm_backend()
+
+
+@contextmanager
+def use_gemm_backend(name: str) -> Iterator[GemmBackend]:
+    """:func:`set_gemm_backend` inside a block; the previous choice is restored after."""
+    global _requested, _resolved
+    previous = _requested, _resolved
+    try:
+        yield set_gemm_backend(name)
+    finally:
+        _requested, _resolved = previous
+
+
+def gemm_backend() -> GemmBackend:
+    """The backend in use, measured on first call when the choice is ``auto`` (the default)."""
+    global _resolved
+    if _resolved is None:
+        name = _requested or os.environ.get(ENV_VAR, "auto").strip().lower() or "auto"
+        if name not in _CHOICES:
+            raise ValueError(f"{ENV_VAR}={name!r} is not one of {', '.join(_CHOICES)}")
+        if name == "auto":
+            times = measure_backends() if onednn_available() else {}
+            # oneDNN only where it is clearly faster: MKL stays where the two are close
+            name = "onednn" if times and times["onednn"] < 0.8 * times["torch"] else "torch"
+        elif name == "onednn" and not onednn_available():
+            raise RuntimeError(f"{ENV_VAR}=onednn, but this torch build has no oneDNN linear")
+        _resolved = cast(GemmBackend, name)
+    return _resolved
+
+
+def measure_backends(batch: int = 256, width: int = 256, repeats: int = 5) -> dict[str, float]:
+    """Best-of-``repeats`` seconds of one ``[batch, width] @ [width, width]`` product per backend
+    (a critic's hidden layer; ~10 ms in all on one core)."""
+    a, b = torch.randn(batch, width), torch.randn(width, width)
+    runs = {"torch": lambda: torch.mm(a, b),
+            "onednn": lambda: onednn_matmul(a, b)}
+    best: dict[str, float] = {}
+    for name, fn in runs.items():
+        fn()  # warm-up (oneDNN builds its kernel on first use)
+        times = []
+        for _ in range(repeats):
+            t0 = time.perf_counter()
+            fn()
+            times.append(time.perf_counter() - t0)
+        best[name] = min(times)
+    return best
+
+
+def onednn_matmul(a: Tensor, b: Tensor) -> Tensor:
+    """``a @ b`` for 2-D fp32 CPU tensors by oneDNN, whatever backend is chosen (no autograd)."""
+    return _onednn_linear(a, b.t(), None)
+
+
+def _onednn_linear(x: Tensor, weight_t: Tensor, bias: Tensor | None) -> Tensor:
+    """``x @ weight_tᵀ + bias`` by oneDNN (``weight_t`` is ``[out, in]``, any strides)."""
+    return cast(Tensor, torch.ops.mkldnn._linear_pointwise(x, weight_t, bias, "none", [], ""))
+
+
+def uses_onednn(*tensors: Tensor) -> bool:
+    """Whether products of these operands run on oneDNN here: fp32 CPU tensors, no graph being
+    recorded through them, and oneDNN the chosen backend."""
+    if any(t.device.type != "cpu" or t.dtype != torch.float32 for t in tensors):
+        return False
+    if torch.is_grad_enabled() and any(t.requires_grad for t in tensors):
+        return False  # a graph is being recorded: oneDNN's linear has no derivative
+    return gemm_backend() == "onednn"
+
+
+def bmm(a: Tensor, b: Tensor) -> Tensor:
+    """``a[m] @ b[m]`` for ``a: [M, n, k]`` (or one ``[n, k]`` shared by every member) and
+    ``b: [M, k, p]`` → ``[M, n, p]``; the values of ``torch.bmm``."""
+    if not uses_onednn(a, b):
+        return torch.bmm(a.unsqueeze(0).expand(b.shape[0], *a.shape) if a.dim() == 2 else a, b)
+    return torch.stack([_onednn_linear(a if a.dim() == 2 else a[m], b[m].t(), None)
+                        for m in range(b.shape[0])])
+
+
+def baddbmm(bias: Tensor, a: Tensor, b: Tensor) -> Tensor:
+    """``a[m] @ b[m] + bias[m]`` with ``bias: [M, 1, p]`` (see :func:`bmm`); the values of
+    ``torch.baddbmm``."""
+    if not uses_onednn(bias, a, b):
+        return torch.baddbmm(bias, a.unsqueeze(0).expand(b.shape[0], *a.shape)
+                             if a.dim() == 2 else a, b)
+    return torch.stack([_onednn_linear(a if a.dim() == 2 else a[m], b[m].t(), bias[m, 0])
+                        for m in range(b.shape[0])])
+
+
+def bmm_nt(a: Tensor, b: Tensor) -> Tensor:
+    """``a[m] @ b[m]ᵀ`` for ``a: [M, n, k]``, ``b: [M, p, k]`` → ``[M, n, p]`` (an input
+    gradient ``G Wᵀ``)."""
+    if not uses_onednn(a, b):
+        return torch.bmm(a, b.transpose(1, 2))
+    return torch.stack([_onednn_linear(a[m], b[m], None) for m in range(b.shape[0])])
+
+
+def bmm_tn(a: Tensor, b: Tensor) -> Tensor:
+    """``a[m]ᵀ @ b[m]`` for ``a: [M, k, n]`` (or one ``[k, n]`` shared) and ``b: [M, k, p]`` →
+    ``[M, n, p]`` (a weight gradient ``Xᵀ G``)."""
+    if not uses_onednn(a, b):
+        am = a.unsqueeze(0).expand(b.shape[0], *a.shape) if a.dim() == 2 else a
+        return torch.bmm(am.transpose(1, 2), b)
+    return torch.stack([_onednn_linear((a if a.dim() == 2 else a[m]).t(), b[m].t(), None)
+                        for m in range(b.shape[0])])
