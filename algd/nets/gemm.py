@@ -12,7 +12,8 @@ kept (:func:`gemm_backend`), unless ``ALGD_GEMM`` (``torch``, ``onednn`` or ``au
 oneDNN's linear has no autograd formula, so it is used only where no graph is recorded: inside
 :class:`algd.nets.ensemble._EnsembleAffine` (forward, and a first-order backward) and in
 ``no_grad`` evaluations. A backward that builds a graph of its own (``create_graph=True``, the
-energy landscape's Hessian) runs on ``torch.bmm``. Both compute the same fp32 products up to
+energy landscape's Hessian) runs on ``torch.bmm``, and so does code traced by ``torch.compile``
+(inductor lowers oneDNN's linear only for frozen weights, and emits its own GEMM calls). Both compute the same fp32 products up to
 summation order (tested).
 """
 
@@ -119,6 +120,8 @@ def uses_onednn(*tensors: Tensor) -> bool:
         return False
     if torch.is_grad_enabled() and any(t.requires_grad for t in tensors):
         return False  # a graph is being recorded: oneDNN's linear has no derivative
+    if torch.compiler.is_compiling():
+        return False  # inductor lowers this op only for frozen (constant) weights
     return gemm_backend() == "onednn"
 
 
