@@ -4,6 +4,7 @@ import pytest
 import torch
 
 from algd.nets import gemm
+from helpers import BACKENDS
 
 # Tests are small: one torch thread avoids oversubscribing CI's 2 cores and keeps runs repeatable.
 torch.set_num_threads(1)
@@ -17,3 +18,10 @@ os.environ.setdefault(gemm.ENV_VAR, gemm.gemm_backend())
 @pytest.fixture(autouse=True)
 def _seed():
     torch.manual_seed(1234)
+
+
+@pytest.fixture(params=BACKENDS)
+def backend(request):
+    """Run a test once per GEMM backend (the process's choice is restored after)."""
+    with gemm.use_gemm_backend(request.param) as name:
+        yield name

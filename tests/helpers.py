@@ -1,4 +1,4 @@
-"""Helpers shared by the resume tests (importable: pytest puts tests/ on sys.path)."""
+"""Helpers shared by the tests (importable: pytest puts tests/ on sys.path)."""
 
 import csv
 from pathlib import Path
@@ -7,6 +7,7 @@ import torch
 
 from algd.algos import get_algo
 from algd.config import TrainConfig
+from algd.nets import gemm
 from algd.train import Trainer
 from algd.train.checkpoint import BEST_NAME, read_checkpoint
 from algd.train.loop import resume_run
@@ -50,3 +51,8 @@ def stopped_run_equals_uninterrupted(tmp_path, env, stop_at, steps, **train):
     resume_run(part.run_dir, {"steps": steps})
     assert metrics(part.run_dir) == metrics(ref)
     return Path(part.run_dir)
+
+
+#: the GEMM backends this torch build has (algd.nets.gemm); the ``backend`` fixture runs a test
+#: once per backend
+BACKENDS = ["torch"] + (["onednn"] if gemm.onednn_available() else [])

@@ -9,13 +9,7 @@ from algd.nets import gemm
 from algd.nets.critics import CriticBank
 from algd.nets.ensemble import EnsembleMLP, MemberGroup
 
-BACKENDS = ["torch"] + (["onednn"] if gemm.onednn_available() else [])
-
-
-@pytest.fixture(params=BACKENDS)
-def backend(request):
-    with gemm.use_gemm_backend(request.param) as name:
-        yield name
+from helpers import BACKENDS
 
 
 @pytest.mark.parametrize("shared", [True, False])

@@ -104,9 +104,11 @@ def test_critic_bank_cost_evaluates_the_cost_ensemble_alone():
 
 @pytest.mark.parametrize("in_dim,out_dim", [(23, 16), (40, 16), (16, 1), (1, 1)])
 @pytest.mark.parametrize("shared", [True, False])
-def test_batched_affine_equals_baddbmm_in_value_and_every_gradient(in_dim, out_dim, shared):
+def test_batched_affine_equals_baddbmm_in_value_and_every_gradient(in_dim, out_dim, shared,
+                                                                   backend):
     """The layer lays its products out by shape (1-wide outputs as row-vector products and a
-    broadcast multiply, thin inputs transposed): same numbers as baddbmm and its autograd."""
+    broadcast multiply, thin inputs transposed) or runs them on oneDNN: same numbers as baddbmm
+    and its autograd."""
     torch.manual_seed(0)
     layer = EnsembleLinear(3, in_dim, out_dim)
     torch.nn.init.normal_(layer.weight)
@@ -126,7 +128,7 @@ def test_batched_affine_equals_baddbmm_in_value_and_every_gradient(in_dim, out_d
         torch.testing.assert_close(layer(x), ref)
 
 
-def test_batched_affine_second_derivatives_for_the_energy_hessian():
+def test_batched_affine_second_derivatives_for_the_energy_hessian(backend):
     """The landscape analysis differentiates the critics twice (action Hessians): the custom
     backward is itself differentiable."""
     torch.manual_seed(0)
