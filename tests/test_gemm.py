@@ -4,7 +4,7 @@ values and gradients, and the choice between them is explicit or measured."""
 import pytest
 import torch
 
-from algd.bench import count_flops
+from algd.bench import count_flops, record_matmuls
 from algd.nets import gemm
 from algd.nets.critics import CriticBank
 from algd.nets.ensemble import EnsembleMLP, MemberGroup
@@ -32,9 +32,10 @@ def test_onednn_matmul_is_a_matmul():
     torch.testing.assert_close(gemm.onednn_matmul(a, b), a @ b)
 
 
-def test_critic_values_and_all_gradients_agree_across_backends():
+def test_critic_values_and_all_gradients_agree_across_backends(monkeypatch):
     """A TD-style loss through the whole bank (shared first-layer input, ReLU and SiLU groups,
     1-wide outputs): same values and parameter and input gradients on every backend."""
+    monkeypatch.setattr(gemm, "ONEDNN_MIN_MACS", 0)  # every product, however small
     torch.manual_seed(0)
     bank = CriticBank(5, 2, (32, 32), reward_members=2, cost_members=4)
     obs, act = torch.randn(64, 5), torch.randn(64, 2, requires_grad=True)
@@ -64,7 +65,8 @@ def test_second_derivatives_on_every_backend(backend):
     assert torch.autograd.gradgradcheck(lambda v: net(v).sum(0), (x,))
 
 
-def test_flops_counted_on_every_backend():
+def test_flops_counted_on_every_backend(monkeypatch):
+    monkeypatch.setattr(gemm, "ONEDNN_MIN_MACS", 0)
     net = EnsembleMLP(23, 1, (64, 64), [MemberGroup(2, "relu"), MemberGroup(4, "silu")])
     x = torch.randn(100, 23, requires_grad=True)
     counts = {}
@@ -93,3 +95,21 @@ def test_choice_is_explicit_or_measured(monkeypatch):
         gemm._requested, gemm._resolved = None, None  # as a fresh process that reads the env
         with pytest.raises(ValueError, match="ALGD_GEMM='fastest'"):
             gemm.gemm_backend()
+
+
+def test_small_products_stay_on_torch():
+    """Below ONEDNN_MIN_MACS a oneDNN call's fixed cost outweighs its throughput: such products
+    run on torch's GEMM even with oneDNN chosen; larger ones go to oneDNN."""
+    if not gemm.onednn_available():
+        pytest.skip("this torch build has no oneDNN")
+    net = EnsembleMLP(23, 1, (64, 64), [MemberGroup(4, "silu")])
+    big = EnsembleMLP(23, 1, (256, 256), [MemberGroup(4, "silu")])
+
+    def ops(model, rows):
+        with torch.no_grad():
+            return {str(func._overloadpacket) for func, _, _ in
+                    record_matmuls(lambda: model(torch.randn(rows, 23))).calls}
+
+    with gemm.use_gemm_backend("onednn"):
+        assert "mkldnn._linear_pointwise" not in ops(net, 128)  # 128·64·64 multiply-adds
+        assert "mkldnn._linear_pointwise" in ops(big, 256)  # 256·256·256

@@ -117,7 +117,7 @@ class _EnsembleAffine(torch.autograd.Function):
                 grad_w = torch.bmm(grad.transpose(1, 2), xm).transpose(1, 2)  # [M, in, 1]
         else:
             if need_x:
-                if gemm.uses_onednn(grad, weight):
+                if gemm.uses_onednn(grad, weight, macs=_macs(x, weight)):
                     grad_x = gemm.bmm_nt(grad, weight)
                     if shared:
                         grad_x = grad_x.sum(0)
@@ -135,6 +135,11 @@ class _EnsembleAffine(torch.autograd.Function):
         return grad_x, grad_w, grad_b
 
 
+def _macs(x: Tensor, weight: Tensor) -> int:
+    """Multiply-adds per member of ``x @ W`` (and of each of its two gradient products)."""
+    return x.shape[-2] * weight.shape[1] * weight.shape[2]
+
+
 def _members(x: Tensor, weight: Tensor) -> Tensor:
     """``x`` as ``[M, B, in]``: a shared input ``[B, in]`` as a stride-0 view (no copy)."""
     return x.unsqueeze(0).expand(weight.shape[0], *x.shape) if x.dim() == 2 else x
@@ -143,7 +148,7 @@ def _members(x: Tensor, weight: Tensor) -> Tensor:
 def _affine(x: Tensor, weight: Tensor, bias: Tensor) -> Tensor:
     """``x @ W + b`` batched over members (``x`` is ``[M, B, in]`` or a shared ``[B, in]``),
     without autograd bookkeeping of its own."""
-    if gemm.uses_onednn(x, weight, bias):
+    if gemm.uses_onednn(x, weight, bias, macs=_macs(x, weight)):
         return gemm.baddbmm(bias, x, weight)
     x = _members(x, weight)
     if weight.shape[2] == 1:  # 1-wide output as a row-vector product: [M, 1, in] @ [M, in, B]
@@ -170,7 +175,7 @@ class EnsembleLinear(nn.Module):
                                                                                  self.bias)
         if _needs_grad(x, weight, bias):  # a shared input [B, in] goes in as it is
             return cast(Tensor, _EnsembleAffine.apply(x, weight, bias))
-        if self.out_features == 1 or gemm.uses_onednn(x, weight, bias):
+        if self.out_features == 1 or gemm.uses_onednn(x, weight, bias, macs=_macs(x, weight)):
             return _affine(x, weight, bias)
         # without autograd: add the bias in place instead of broadcasting it into the output
         # first (baddbmm's copy), one memory pass less
