@@ -92,3 +92,18 @@ def test_unknown_names_are_config_errors_from_python_too():
         get_task("pointdetour")
     with pytest.raises(KeyError):  # and a KeyError for code that looks names up
         get_task("NoSuchTask")
+
+
+def test_mistyped_gemm_variable_stops_before_the_run(tmp_path, capsys, monkeypatch):
+    """ALGD_GEMM is checked when the trainer is built, not at the first product (by which time
+    the run directory had been written)."""
+    from algd.nets import gemm
+
+    monkeypatch.setenv(gemm.ENV_VAR, "mkl")
+    monkeypatch.setattr(gemm, "_requested", None)
+    monkeypatch.setattr(gemm, "_resolved", None)
+    out = tmp_path / "run"
+    assert main(["train", "--out", str(out), "--steps", "10", "--progress", "false"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("algd: error: ALGD_GEMM='mkl' is not one of auto, torch, onednn")
+    assert len(err.splitlines()) == 1 and not out.exists()

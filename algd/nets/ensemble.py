@@ -91,8 +91,13 @@ class _EnsembleAffine(torch.autograd.Function):
     gradient summed over the members inside, on a contiguous product: summed by autograd
     through a stride-0 ``expand`` it was a strided reduction ~15× slower.
 
-    The backward pass is written with differentiable torch ops, so higher-order gradients (the
-    energy landscape's Hessian, :mod:`algd.analysis.landscape`) work through it.
+    Products of at least :data:`algd.nets.gemm.ONEDNN_MIN_MACS` multiply-adds per member run on
+    oneDNN where :mod:`algd.nets.gemm` measured it faster than torch's GEMM (AVX-512 on AMD CPUs,
+    where MKL takes AVX2), in the forward pass and in a first-order backward.
+
+    The backward pass is written with differentiable torch ops (torch's ``bmm`` whenever a graph
+    is recorded), so higher-order gradients (the energy landscape's Hessian,
+    :mod:`algd.analysis.landscape`) work through it.
     """
 
     @staticmethod
@@ -118,7 +123,7 @@ class _EnsembleAffine(torch.autograd.Function):
         else:
             if need_x:
                 if gemm.uses_onednn(grad, weight, macs=_macs(x, weight)):
-                    grad_x = gemm.bmm_nt(grad, weight)
+                    grad_x = gemm.onednn_bmm_nt(grad, weight)
                     if shared:
                         grad_x = grad_x.sum(0)
                 elif weight.shape[1] <= _THIN:  # (W Gᵀ)ᵀ, summed over members while contiguous
@@ -149,7 +154,12 @@ def _affine(x: Tensor, weight: Tensor, bias: Tensor) -> Tensor:
     """``x @ W + b`` batched over members (``x`` is ``[M, B, in]`` or a shared ``[B, in]``),
     without autograd bookkeeping of its own."""
     if gemm.uses_onednn(x, weight, bias, macs=_macs(x, weight)):
-        return gemm.baddbmm(bias, x, weight)
+        return gemm.onednn_baddbmm(bias, x, weight)
+    return _torch_affine(x, weight, bias)
+
+
+def _torch_affine(x: Tensor, weight: Tensor, bias: Tensor) -> Tensor:
+    """:func:`_affine` on torch's GEMM."""
     x = _members(x, weight)
     if weight.shape[2] == 1:  # 1-wide output as a row-vector product: [M, 1, in] @ [M, in, B]
         return torch.baddbmm(bias, weight.transpose(1, 2), x.transpose(1, 2)).transpose(1, 2)
@@ -175,8 +185,10 @@ class EnsembleLinear(nn.Module):
                                                                                  self.bias)
         if _needs_grad(x, weight, bias):  # a shared input [B, in] goes in as it is
             return cast(Tensor, _EnsembleAffine.apply(x, weight, bias))
-        if self.out_features == 1 or gemm.uses_onednn(x, weight, bias, macs=_macs(x, weight)):
-            return _affine(x, weight, bias)
+        if gemm.uses_onednn(x, weight, bias, macs=_macs(x, weight)):
+            return gemm.onednn_baddbmm(bias, x, weight)
+        if self.out_features == 1:
+            return _torch_affine(x, weight, bias)
         # without autograd: add the bias in place instead of broadcasting it into the output
         # first (baddbmm's copy), one memory pass less
         return torch.bmm(_members(x, weight), weight).add_(bias)

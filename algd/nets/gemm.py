@@ -68,19 +68,29 @@ def use_gemm_backend(name: str) -> Iterator[GemmBackend]:
         _requested, _resolved = previous
 
 
+def requested_backend() -> str:
+    """The choice as asked for (``auto``, ``torch`` or ``onednn``): :func:`set_gemm_backend`'s,
+    else ``ALGD_GEMM``'s; checked without measuring anything, so that a mistyped variable stops
+    a run before it starts (:class:`algd.train.loop.Trainer` calls this first)."""
+    name = _requested or os.environ.get(ENV_VAR, "auto").strip().lower() or "auto"
+    if name not in _CHOICES:
+        raise ValueError(f"{ENV_VAR}={name!r} is not one of {', '.join(_CHOICES)} "
+                         f"(unset it to let algd measure which GEMM is faster)")
+    if name == "onednn" and not onednn_available():
+        raise ValueError(f"{ENV_VAR}=onednn, but this torch build has no oneDNN linear kernel; "
+                         "use torch or auto")
+    return name
+
+
 def gemm_backend() -> GemmBackend:
     """The backend in use, measured on first call when the choice is ``auto`` (the default)."""
     global _resolved
     if _resolved is None:
-        name = _requested or os.environ.get(ENV_VAR, "auto").strip().lower() or "auto"
-        if name not in _CHOICES:
-            raise ValueError(f"{ENV_VAR}={name!r} is not one of {', '.join(_CHOICES)}")
+        name = requested_backend()
         if name == "auto":
             times = measure_backends() if onednn_available() else {}
             # oneDNN only where it is clearly faster: MKL stays where the two are close
             name = "onednn" if times and times["onednn"] < 0.8 * times["torch"] else "torch"
-        elif name == "onednn" and not onednn_available():
-            raise RuntimeError(f"{ENV_VAR}=onednn, but this torch build has no oneDNN linear")
         _resolved = cast(GemmBackend, name)
     return _resolved
 
@@ -140,8 +150,7 @@ def bmm(a: Tensor, b: Tensor) -> Tensor:
     ``b: [M, k, p]`` → ``[M, n, p]``; the values of ``torch.bmm``."""
     if not uses_onednn(a, b, macs=a.shape[-2] * a.shape[-1] * b.shape[-1]):
         return torch.bmm(a.unsqueeze(0).expand(b.shape[0], *a.shape) if a.dim() == 2 else a, b)
-    return torch.stack([_onednn_linear(a if a.dim() == 2 else a[m], b[m].t(), None)
-                        for m in range(b.shape[0])])
+    return onednn_baddbmm(None, a, b)
 
 
 def baddbmm(bias: Tensor, a: Tensor, b: Tensor) -> Tensor:
@@ -150,8 +159,7 @@ def baddbmm(bias: Tensor, a: Tensor, b: Tensor) -> Tensor:
     if not uses_onednn(bias, a, b, macs=a.shape[-2] * a.shape[-1] * b.shape[-1]):
         return torch.baddbmm(bias, a.unsqueeze(0).expand(b.shape[0], *a.shape)
                              if a.dim() == 2 else a, b)
-    return torch.stack([_onednn_linear(a if a.dim() == 2 else a[m], b[m].t(), bias[m, 0])
-                        for m in range(b.shape[0])])
+    return onednn_baddbmm(bias, a, b)
 
 
 def bmm_nt(a: Tensor, b: Tensor) -> Tensor:
@@ -159,7 +167,7 @@ def bmm_nt(a: Tensor, b: Tensor) -> Tensor:
     gradient ``G Wᵀ``)."""
     if not uses_onednn(a, b, macs=a.shape[-2] * a.shape[-1] * b.shape[-2]):
         return torch.bmm(a, b.transpose(1, 2))
-    return torch.stack([_onednn_linear(a[m], b[m], None) for m in range(b.shape[0])])
+    return onednn_bmm_nt(a, b)
 
 
 def bmm_tn(a: Tensor, b: Tensor) -> Tensor:
@@ -168,5 +176,25 @@ def bmm_tn(a: Tensor, b: Tensor) -> Tensor:
     if not uses_onednn(a, b, macs=a.shape[-2] * a.shape[-1] * b.shape[-1]):
         am = a.unsqueeze(0).expand(b.shape[0], *a.shape) if a.dim() == 2 else a
         return torch.bmm(am.transpose(1, 2), b)
+    return onednn_bmm_tn(a, b)
+
+
+# The products on oneDNN without the checks of uses_onednn, for callers that made them already
+# (one member at a time: oneDNN's linear has no batch dimension).
+
+def onednn_baddbmm(bias: Tensor | None, a: Tensor, b: Tensor) -> Tensor:
+    """:func:`baddbmm` (``bias=None``: :func:`bmm`) on oneDNN, unchecked."""
+    return torch.stack([_onednn_linear(a if a.dim() == 2 else a[m], b[m].t(),
+                                       None if bias is None else bias[m, 0])
+                        for m in range(b.shape[0])])
+
+
+def onednn_bmm_nt(a: Tensor, b: Tensor) -> Tensor:
+    """:func:`bmm_nt` on oneDNN, unchecked."""
+    return torch.stack([_onednn_linear(a[m], b[m], None) for m in range(b.shape[0])])
+
+
+def onednn_bmm_tn(a: Tensor, b: Tensor) -> Tensor:
+    """:func:`bmm_tn` on oneDNN, unchecked."""
     return torch.stack([_onednn_linear((a if a.dim() == 2 else a[m]).t(), b[m].t(), None)
                         for m in range(b.shape[0])])

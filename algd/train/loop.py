@@ -126,6 +126,7 @@ class Trainer:
         import_modules(cfg.imports)  # the user's own tasks and algorithms
         cfg.validate()
         algo_cfg.validate()
+        gemm.requested_backend()  # a mistyped ALGD_GEMM stops here, before a run directory exists
         self.cfg, self.algo_cfg = cfg, algo_cfg
         self.algo: AlgoSpec = get_algo(cfg.algo)
         self.task: TaskSpec = get_task(cfg.env)
