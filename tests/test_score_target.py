@@ -82,9 +82,9 @@ def run_policy_update(monkeypatch, variant, batch_size=100, **cfg):
     net, policy = agent.policy.net, agent.policy
     trunk, score = net.trunk, policy.score
 
-    def rec_trunk(obs_feat, x, t_feat):
+    def rec_trunk(base, x, w_x_t=None):
         rec["trunk"].append(x.detach().clone())
-        return trunk(obs_feat, x, t_feat)
+        return trunk(base, x, w_x_t)
 
     def rec_score(obs, action, tau):
         rec["a_tau"], rec["tau"] = action.detach().clone(), tau.clone()

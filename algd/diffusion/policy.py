@@ -85,7 +85,7 @@ class DiffusionPolicy(nn.Module):
 
     def squash(self, x: Tensor) -> Tensor:
         """Latent → action: ``tanh(x) ⊙ scale + bias``."""
-        return torch.tanh(x) * self.action_scale + self.action_bias
+        return torch.addcmul(self.action_bias, torch.tanh(x), self.action_scale)
 
     def mc_sigma(self, tau: Tensor) -> Tensor:
         """Noise level σ̃_τ of the score target for per-sample step indices ``tau`` → [B, 1]."""
@@ -99,12 +99,12 @@ class DiffusionPolicy(nn.Module):
             x = obs.new_zeros(batch, self.act_dim)
         else:
             x = self.start_std * torch.randn(batch, self.act_dim, device=obs.device, dtype=obs.dtype)
-        t_feat = net.time_features()
+        t_feat, w_x_t = net.time_features(), net.action_weight_t()
         if self.variant == "vesde":
-            obs_feat = net.obs_features(obs)
+            base = net.obs_features(obs) + t_feat.unsqueeze(1)  # [K, B, H]: all steps at once
 
             def score_fn(a: Tensor, t: int) -> Tensor:
-                return net.score_head(net.trunk(obs_feat, a, t_feat[t]))
+                return net.score_head(net.trunk(base[t], a, w_x_t))
 
             assert isinstance(self.schedule, VESchedule)
             return ve_reverse(
@@ -113,10 +113,10 @@ class DiffusionPolicy(nn.Module):
             )
 
         # DDPM: ε at the latent and φ at the action in one trunk pass over 2B rows
-        obs_feat2 = net.obs_features(obs).repeat(2, 1)
+        base2 = net.obs_features(obs).repeat(2, 1) + t_feat.unsqueeze(1)  # [K, 2B, H]
 
         def model_fn(x_t: Tensor, a: Tensor, t: int) -> tuple[Tensor, Tensor]:
-            h = net.trunk(obs_feat2, torch.cat([x_t, a], 0), t_feat[t])
+            h = net.trunk(base2[t], torch.cat([x_t, a], 0), w_x_t)
             return net.eps_head(h[:batch]), net.score_head(h[batch:])
 
         assert isinstance(self.schedule, DDPMSchedule)

@@ -68,9 +68,9 @@ def ve_reverse(
         a = squash(x)
         if record:
             inputs.append(a)
-        x = x + schedule.delta_f[t] * score_fn(a, t)
+        x = torch.add(x, score_fn(a, t), alpha=schedule.delta_f[t])  # x + Δ_t φ
         if noise and t > 0:
-            x = x + schedule.sqrt_delta_f[t] * torch.randn_like(x)
+            x = torch.add(x, torch.randn_like(x), alpha=schedule.sqrt_delta_f[t])  # + sqrt(Δ_t) z
     return Chain(squash(x), torch.stack(inputs[::-1]) if record else None)
 
 

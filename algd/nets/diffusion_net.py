@@ -5,11 +5,15 @@ time-embedding table ``Embedding(K, 16)``, Xavier-uniform weights and zero biase
 
 The first layer is affine in the concatenation, so ``W [s; x; e] = W_s s + W_x x + W_e e``: a
 reverse chain computes ``W_s s`` once per state and ``W_e e_t`` once per step index instead of once
-per denoising step — same numbers, a fraction of the first-layer work.
+per denoising step, and their sum ``base_t = W_s s + b + W_e e_t`` once per chain for all K
+steps; each step's first layer is then one fused ``base_t + W_x x`` (``addmm``) — same numbers up
+to float rounding, a fraction of the first-layer work and of the per-step op count, which is what
+the latency of one action draw is made of.
 """
 
 from __future__ import annotations
 
+import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
@@ -51,10 +55,17 @@ class DiffusionPolicyNet(nn.Module):
         """``W_e emb(t)`` for every step index: [K, H]."""
         return self.time_emb.weight @ self.inp.weight[:, self.obs_dim + self.act_dim :].T
 
-    def trunk(self, obs_feat: Tensor, x: Tensor, t_feat: Tensor) -> Tensor:
-        """Trunk features from precomputed state and time parts and the action/latent ``x``."""
-        w_x = self.inp.weight[:, self.obs_dim : self.obs_dim + self.act_dim]
-        h = F.relu(F.linear(x, w_x) + obs_feat + t_feat)
+    def action_weight_t(self) -> Tensor:
+        """``W_xᵀ``, the first layer's action/latent block as ``[A, H]`` (a view)."""
+        return self.inp.weight[:, self.obs_dim : self.obs_dim + self.act_dim].T
+
+    def trunk(self, base: Tensor, x: Tensor, w_x_t: Tensor | None = None) -> Tensor:
+        """Trunk features at the action/latent ``x`` [B, A], given the rest of the first layer,
+        ``base = W_s s + b + W_e emb(t)`` ([B, H], or [H] shared), and optionally ``W_xᵀ``
+        (:meth:`action_weight_t`, precomputed once per chain). The first layer is then one
+        fused ``base + x W_xᵀ`` (a reverse chain's step costs per-op overhead, not FLOPs)."""
+        w_x_t = self.action_weight_t() if w_x_t is None else w_x_t
+        h = F.relu(torch.addmm(base, x, w_x_t))
         for lin in self.hidden:
             h = F.relu(lin(h))
         return h
@@ -65,8 +76,8 @@ class DiffusionPolicyNet(nn.Module):
 
     def score(self, obs: Tensor, action: Tensor, t: int | Tensor) -> Tensor:
         """φθ(s, a, t): the learned score of the energy-based policy at action ``a``."""
-        return self.score_head(self.trunk(self.obs_features(obs), action, self._t_feat(t)))
+        return self.score_head(self.trunk(self.obs_features(obs) + self._t_feat(t), action))
 
     def eps(self, obs: Tensor, latent: Tensor, t: int | Tensor) -> Tensor:
         """εθ(s, x, t): the noise prediction of the DDPM variant at latent ``x``."""
-        return self.eps_head(self.trunk(self.obs_features(obs), latent, self._t_feat(t)))
+        return self.eps_head(self.trunk(self.obs_features(obs) + self._t_feat(t), latent))
