@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import logging
 from dataclasses import dataclass
 from typing import Literal
 
@@ -150,6 +151,10 @@ class ALGDConfig:
             raise ConfigError("the log-adam multiplier needs lambda_init > 0")
 
 
+def _drop_profiler_note(record: logging.LogRecord) -> bool:
+    return not record.getMessage().startswith("Profiler record function")
+
+
 class ALGD(Agent):
     """ALGD agent (both diffusion variants; with ``energy="lagrangian"`` it is the LGD ablation)."""
 
@@ -221,6 +226,9 @@ class ALGD(Agent):
             if hasattr(torch._dynamo.config, limit):
                 setattr(torch._dynamo.config, limit, max(64, getattr(torch._dynamo.config, limit)))
         torch._inductor.config.fallback_random = True
+        # Adam.step's profiler label cannot be traced; dynamo drops it and says so once per
+        # process, a warning about torch internals that tells the user nothing
+        logging.getLogger("torch._dynamo.variables.ctx_manager").addFilter(_drop_profiler_note)
         self.update_policy = torch.compile(  # type: ignore[method-assign]
             self.update_policy, mode=self._policy_compile_mode, dynamic=False)
         self._policy_compile_mode = None
