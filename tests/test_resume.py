@@ -356,3 +356,49 @@ def test_environment_that_does_not_replay_resumes_with_fresh_episodes_and_says_s
     assert "NoisyPendulumCost" in err and "did not reproduce the saved observation" in err
     assert "episodes in progress at step 150 restart" in err
     assert load_run(run_dir).env_steps == 300
+
+
+def test_resume_uses_the_gemm_backend_the_run_was_trained_with(tmp_path, monkeypatch):
+    """The CPU GEMM is measured per process; a resumed run must not switch it (the backends agree
+    only up to summation order), unless ALGD_GEMM says so."""
+    from algd.nets import gemm
+
+    if not gemm.onednn_available():
+        pytest.skip("this torch build has no oneDNN")
+    monkeypatch.setattr(gemm, "ONEDNN_MIN_MACS", 0)  # tiny critics: every product on oneDNN
+    monkeypatch.delenv(gemm.ENV_VAR, raising=False)
+    with gemm.use_gemm_backend("onednn"):
+        ref = train_run(tmp_path / "ref", steps=400).run_dir
+        run_dir = train_run(tmp_path / "run", steps=200).run_dir
+    monkeypatch.setattr(gemm, "_requested", None)  # a new process that measured MKL faster
+    monkeypatch.setattr(gemm, "_resolved", "torch")
+    seen = []
+    from algd.algos.algd import ALGD
+
+    update = ALGD.update
+
+    def spy(agent, batch):
+        seen.append(gemm.gemm_backend())
+        return update(agent, batch)
+
+    monkeypatch.setattr(ALGD, "update", spy)
+    resume_run(run_dir, {"steps": 400})
+    assert seen and set(seen) == {"onednn"}
+    assert metrics(run_dir) == metrics(ref)
+    assert gemm.gemm_backend() == "torch"  # the process's own choice is back
+
+
+def test_first_row_after_resume_rates_the_work_since_the_last_row(tmp_path):
+    """updates_per_s and env_steps_per_s of the first row after a resume divide the work since
+    the previous row by the time it took, before and after the stop (not by the latter only)."""
+    run_dir = tmp_path / "run"
+    train_run(run_dir, steps=250, checkpoint_every=50)  # last row at 200, checkpoint at 250
+    state = read_checkpoint(run_dir / "checkpoint.pt")
+    assert state["trainer"]["since_last_row_s"] > 0
+    state["trainer"]["since_last_row_s"] = 1000.0  # as if the 50 steps before the stop took long
+    torch.save(state, run_dir / "checkpoint.pt")
+    resume_run(run_dir, {"steps": 300})
+    with open(run_dir / "metrics.csv") as f:
+        last = list(csv.DictReader(f))[-1]
+    assert int(last["env_steps"]) == 300
+    assert float(last["env_steps_per_s"]) < 100 / 1000.0

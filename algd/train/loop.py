@@ -254,6 +254,24 @@ class Trainer:
 
     def _resume_locked(self, steps_requested: bool) -> RunResult:
         state = read_checkpoint(self.run_dir / CHECKPOINT_NAME)
+        with self._saved_gemm_backend(state.get("config", {}).get("gemm")):
+            return self._resume_state(state, steps_requested)
+
+    @contextlib.contextmanager
+    def _saved_gemm_backend(self, saved: str | None) -> Iterator[None]:
+        """Resume on the CPU GEMM the run was trained with: the choice is measured per process
+        (:mod:`algd.nets.gemm`), the two backends agree only up to summation order, and a
+        resumed run should compute what the uninterrupted one would have. ``ALGD_GEMM`` set by
+        the user still wins; the process's own choice is put back after."""
+        if (self.device.type == "cpu" and saved in ("torch", "onednn")
+                and gemm.requested_backend() == "auto"
+                and (saved == "torch" or gemm.onednn_available())):
+            with gemm.use_gemm_backend(saved):
+                yield
+        else:
+            yield
+
+    def _resume_state(self, state: dict[str, Any], steps_requested: bool) -> RunResult:
         done = int(state["trainer"]["env_steps"])
         if steps_requested and done > self.cfg.steps:  # refused before anything is restored
             raise ConfigError(
@@ -262,6 +280,8 @@ class Trainer:
             )
         self._restore(state)
         self._open_logger(keep_rows=state["trainer"]["rows_logged"])
+        # the next row's rates cover the work since the last row, part of it before the stop
+        self._last_row_time -= float(state["trainer"].get("since_last_row_s", 0.0))
         self.rows = _rows_as_dicts(self.run_dir / "metrics.csv")
         if self.cfg.progress:
             print(f"resuming {self.run_dir} at environment step {done} of {self.cfg.steps}"
@@ -543,6 +563,7 @@ class Trainer:
             "last_row_steps": self._last_row_steps,
             "last_row_updates": self._last_row_updates,
             "wall_s": self._wall_offset + time.perf_counter() - self._start,
+            "since_last_row_s": time.perf_counter() - self._last_row_time,
             "best": self._best,
             "obs": _to_tensors(self._obs),
             "env": _to_tensors(env_state),
