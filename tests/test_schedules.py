@@ -36,3 +36,17 @@ def test_schedules_reject_bad_step_counts(make):
 def test_single_step_schedules_are_defined():
     assert ve_schedule(1).sigma.tolist() == pytest.approx([0.01])
     assert ddpm_schedule(1).c1_f[0] == pytest.approx(0.9999, abs=1e-4)
+
+
+@pytest.mark.parametrize("steps", [1, 5, 20])
+def test_folded_ddpm_mean_is_the_posterior_mean(steps):
+    """The sampler's μ = mean_x x − mean_eps ε is c1 x̂0 + c2 x with x̂0 = (x − sqrt(1−ᾱ) ε)/sqrt(ᾱ)
+    (spec §2.2), at every step."""
+    s = ddpm_schedule(steps)
+    g = torch.Generator().manual_seed(0)
+    x, eps = torch.randn(64, 3, generator=g), torch.randn(64, 3, generator=g)
+    for k in range(steps):
+        x0 = (x - s.sqrt_one_minus_alpha_bar_f[k] * eps) / s.sqrt_alpha_bar_f[k]
+        expected = s.c1_f[k] * x0 + s.c2_f[k] * x
+        folded = s.mean_x_f[k] * x - s.mean_eps_f[k] * eps
+        torch.testing.assert_close(folded, expected, rtol=1e-5, atol=1e-6)

@@ -78,6 +78,10 @@ class DDPMSchedule:
     c1_f: tuple[float, ...]
     c2_f: tuple[float, ...]
     posterior_std_f: tuple[float, ...]
+    #: μ folded into ``mean_x_k x_k − mean_eps_k ε``: with x̂0 = (x_k − sqrt(1−ᾱ_k) ε)/sqrt(ᾱ_k),
+    #: mean_x = c1/sqrt(ᾱ) + c2 and mean_eps = c1 sqrt(1−ᾱ)/sqrt(ᾱ) (float64, then rounded)
+    mean_x_f: tuple[float, ...]
+    mean_eps_f: tuple[float, ...]
 
     @property
     def steps(self) -> int:
@@ -98,13 +102,16 @@ def ddpm_schedule(steps: int, beta_min: float = 1e-4, beta_max: float = 0.02) ->
     c1 = alpha_bar_prev.sqrt() * beta / denom
     c2 = alpha.sqrt() * (1.0 - alpha_bar_prev) / denom
     post_var = beta * (1.0 - alpha_bar_prev) / denom
+    sqrt_ab, sqrt_1mab = (alpha_bar + EPS).sqrt(), (1.0 - alpha_bar).sqrt()
     return DDPMSchedule(
         beta=beta.float(),
         alpha_bar=alpha_bar.float(),
         mc_sigma=(1.0 - alpha_bar).sqrt().float(),
-        sqrt_alpha_bar_f=tuple((alpha_bar + EPS).sqrt().tolist()),
-        sqrt_one_minus_alpha_bar_f=tuple((1.0 - alpha_bar).sqrt().tolist()),
+        sqrt_alpha_bar_f=tuple(sqrt_ab.tolist()),
+        sqrt_one_minus_alpha_bar_f=tuple(sqrt_1mab.tolist()),
         c1_f=tuple(c1.tolist()),
         c2_f=tuple(c2.tolist()),
         posterior_std_f=tuple((post_var + EPS).sqrt().tolist()),
+        mean_x_f=tuple((c1 / sqrt_ab + c2).tolist()),
+        mean_eps_f=tuple((c1 * sqrt_1mab / sqrt_ab).tolist()),
     )
