@@ -245,3 +245,28 @@ def test_ddpm_k5_guidance_is_normalised_per_row():
     row_norm = torch.tensor([[5.0], [1.0]], dtype=torch.float64)  # ‖(3, 4)‖, ‖(0, 1)‖
     unit = phi / (row_norm + _EPS)
     torch.testing.assert_close(guided - plain, 0.05 * gain_sum * unit)
+
+
+@pytest.mark.parametrize(("variant", "max_ops"), [("vesde", 16), ("ddpm", 25)])
+def test_one_reverse_step_is_a_few_dispatched_ops(variant, max_ops):
+    """Acting at batch 1 costs per-op overhead, not FLOPs: a reverse step of a 3-layer trunk
+    stays at its fused op count (VE-SDE: squash 2, first layer 2, trunk and head 8, Euler step
+    and noise 3, plus a view; DDPM also runs both heads, the folded mean and the guidance)."""
+    from torch.utils._python_dispatch import TorchDispatchMode
+
+    class Count(TorchDispatchMode):
+        n = 0
+
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            Count.n += 1
+            return func(*args, **(kwargs or {}))
+
+    def ops(steps):
+        policy = DiffusionPolicy(10, 3, -torch.ones(3), torch.ones(3), variant=variant,
+                                 steps=steps, hidden=32)
+        Count.n = 0
+        with torch.no_grad(), Count():
+            policy.sample(torch.randn(1, 10))
+        return Count.n
+
+    assert (ops(5) - ops(1)) / 4 <= max_ops
