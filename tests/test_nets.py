@@ -166,3 +166,16 @@ def test_frozen_critics_differentiate_the_input_only():
         gp is None for gp in torch.autograd.grad(fq.sum(), params, allow_unused=True)
     )
     torch.testing.assert_close(bank.cost(obs, act, frozen=True), qc)
+
+
+def test_policy_net_scores_a_grid_of_actions_per_state():
+    """φθ(s, a, t) takes actions with leading grid dimensions ([G, B, A]), as one call per grid
+    row would."""
+    from algd.nets.diffusion_net import DiffusionPolicyNet
+
+    net = DiffusionPolicyNet(5, 2, 3, hidden=16)
+    obs, grid = torch.randn(4, 5), torch.randn(7, 4, 2)
+    rows = torch.stack([net.score(obs, grid[i], 1) for i in range(7)])
+    torch.testing.assert_close(net.score(obs, grid, 1), rows)
+    torch.testing.assert_close(net.eps(obs, grid, 2),
+                               torch.stack([net.eps(obs, grid[i], 2) for i in range(7)]))

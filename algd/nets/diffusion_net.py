@@ -60,12 +60,12 @@ class DiffusionPolicyNet(nn.Module):
         return self.inp.weight[:, self.obs_dim : self.obs_dim + self.act_dim].T
 
     def trunk(self, base: Tensor, x: Tensor, w_x_t: Tensor | None = None) -> Tensor:
-        """Trunk features at the action/latent ``x`` [B, A], given the rest of the first layer,
-        ``base = W_s s + b + W_e emb(t)`` ([B, H], or [H] shared), and optionally ``W_xᵀ``
+        """Trunk features at the action/latent ``x`` [..., B, A], given the rest of the first layer,
+        ``base = W_s s + b + W_e emb(t)`` (broadcastable to [..., B, H]), and optionally ``W_xᵀ``
         (:meth:`action_weight_t`, precomputed once per chain). The first layer is then one
         fused ``base + x W_xᵀ`` (a reverse chain's step costs per-op overhead, not FLOPs)."""
         w_x_t = self.action_weight_t() if w_x_t is None else w_x_t
-        h = F.relu(torch.addmm(base, x, w_x_t))
+        h = F.relu(torch.addmm(base, x, w_x_t) if x.dim() == 2 else base + x @ w_x_t)
         for lin in self.hidden:
             h = F.relu(lin(h))
         return h
