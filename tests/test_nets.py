@@ -171,8 +171,6 @@ def test_frozen_critics_differentiate_the_input_only():
 def test_policy_net_scores_a_grid_of_actions_per_state():
     """φθ(s, a, t) takes actions with leading grid dimensions ([G, B, A]), as one call per grid
     row would."""
-    from algd.nets.diffusion_net import DiffusionPolicyNet
-
     net = DiffusionPolicyNet(5, 2, 3, hidden=16)
     obs, grid = torch.randn(4, 5), torch.randn(7, 4, 2)
     rows = torch.stack([net.score(obs, grid[i], 1) for i in range(7)])
