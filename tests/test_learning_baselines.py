@@ -30,8 +30,10 @@ def assert_learned_safely(s):
     assert s["final_return"] > s["initial_return"] + 30
 
 
-@pytest.mark.parametrize("algo", ["sac-auglag", "cal"])
+@pytest.mark.parametrize("algo", [pytest.param("sac-auglag", marks=pytest.mark.slow), "cal"])
 def test_rectified_sac_learns_safe_detour(tmp_path, algo):
+    """The rectified baselines (CAL in the default suite; SAC-AugLag, the same rectification
+    without CAL's ensemble, among the slow tests)."""
     assert_learned_safely(train(tmp_path, algo, 6000))
 
 

@@ -51,7 +51,21 @@ def test_a_preset_cannot_extend_itself(tmp_path, monkeypatch):
         load_preset("loop")
 
 
-@pytest.mark.parametrize("preset", [p.name for p in list_presets()])
+def _preset_params() -> list:
+    """Every preset; of the Safety-Gymnasium ones (~20 s each, most of it building the task) one
+    runs in the default suite and the others among the slow tests."""
+    params, navigation = [], 0
+    for p in list_presets():
+        if get_task(p.values.get("env", "PointDetour")).extra == "safety":
+            navigation += 1
+            if navigation > 1:
+                params.append(pytest.param(p.name, marks=pytest.mark.slow))
+                continue
+        params.append(p.name)
+    return params
+
+
+@pytest.mark.parametrize("preset", _preset_params())
 def test_every_preset_trains_a_few_hundred_steps(preset, tmp_path):
     values = load_preset(preset).values
     task = get_task(values.get("env", "PointDetour"))

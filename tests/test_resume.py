@@ -368,7 +368,7 @@ def test_resume_uses_the_gemm_backend_the_run_was_trained_with(tmp_path, monkeyp
     monkeypatch.setattr(gemm, "ONEDNN_MIN_MACS", 0)  # tiny critics: every product on oneDNN
     monkeypatch.delenv(gemm.ENV_VAR, raising=False)
     with gemm.use_gemm_backend("onednn"):
-        ref = train_run(tmp_path / "ref", steps=400).run_dir
+        ref = train_run(tmp_path / "ref", steps=300).run_dir
         run_dir = train_run(tmp_path / "run", steps=200).run_dir
     monkeypatch.setattr(gemm, "_requested", None)  # a new process that measured MKL faster
     monkeypatch.setattr(gemm, "_resolved", "torch")
@@ -382,7 +382,7 @@ def test_resume_uses_the_gemm_backend_the_run_was_trained_with(tmp_path, monkeyp
         return update(agent, batch)
 
     monkeypatch.setattr(ALGD, "update", spy)
-    resume_run(run_dir, {"steps": 400})
+    resume_run(run_dir, {"steps": 300})
     assert seen and set(seen) == {"onednn"}
     assert metrics(run_dir) == metrics(ref)
     assert gemm.gemm_backend() == "torch"  # the process's own choice is back
