@@ -254,6 +254,7 @@ class UpdateCase:
     run: Callable[[], Any]
     flops: int
     matmuls: MatmulRecorder | None = None  #: the products alone (eager cases)
+    agent: Any = None  #: the agent whose update ``run`` times
 
     def result(self, seconds: float, peak_gflops: float,
                matmul_seconds: float | None = None) -> UpdateResult:
@@ -287,7 +288,8 @@ def prepare_update(algo: str, size: str, device: torch.device, compile_mode: str
         for _ in range(graphed.warmup + graphed.period):  # warm up, then capture every phase
             graphed(batch)
         update = graphed
-    return UpdateCase(label or algo, size, compile_mode, lambda: update(batch), flops, matmuls)
+    return UpdateCase(label or algo, size, compile_mode, lambda: update(batch), flops, matmuls,
+                      agent)
 
 
 def bench_act(device: torch.device, steps_list=(1, 5, 10), batches=(1, 16),

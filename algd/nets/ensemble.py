@@ -10,8 +10,9 @@ one batched matmul per group and layer.
 from __future__ import annotations
 
 import math
+from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, Callable, Literal, Sequence, cast
+from typing import Any, Callable, Iterator, Literal, Sequence, cast
 
 import torch
 import torch.nn.functional as F
@@ -166,6 +167,121 @@ def _torch_affine(x: Tensor, weight: Tensor, bias: Tensor) -> Tensor:
     return torch.baddbmm(bias, x, weight)
 
 
+def _affine_inference(x: Tensor, weight: Tensor, bias: Tensor) -> Tensor:
+    """:func:`_affine` where no graph is recorded: the bias is added in place instead of being
+    broadcast into the output first (``baddbmm``'s copy), one memory pass less."""
+    if gemm.uses_onednn(x, weight, bias, macs=_macs(x, weight)):
+        return gemm.onednn_baddbmm(bias, x, weight)
+    if weight.shape[2] == 1:
+        return _torch_affine(x, weight, bias)
+    return torch.bmm(_members(x, weight), weight).add_(bias)
+
+
+#: activations whose derivative :class:`_FrozenMLP` applies with one fused ATen kernel, given
+#: the tensor it saved (the pre-activation for SiLU, the output for ReLU and tanh)
+_FROZEN_BACKWARD: dict[str, Callable[[Tensor, Tensor], Tensor]] = {
+    "relu": lambda g, out: torch.ops.aten.threshold_backward(g, out, 0),
+    "silu": lambda g, pre: torch.ops.aten.silu_backward(g, pre),
+    "tanh": lambda g, out: torch.ops.aten.tanh_backward(g, out),
+}
+
+
+_frozen_fast_path = True
+
+
+@contextmanager
+def frozen_fast_path(enabled: bool) -> Iterator[None]:
+    """Switch :class:`_FrozenMLP` on or off inside the block (on by default; off, a frozen group
+    records its layers for autograd as an unfrozen one does). For same-run A/B measurements
+    (``bench/frozen_critics.py``) and tests; both compute the same values and gradients."""
+    global _frozen_fast_path
+    previous, _frozen_fast_path = _frozen_fast_path, enabled
+    try:
+        yield
+    finally:
+        _frozen_fast_path = previous
+
+
+class _FrozenMLP(torch.autograd.Function):
+    """One member group with its weights held fixed, ``q[m] = f_m(x)`` with a 1-wide output,
+    differentiable in ``x`` only: what the actor energy and the Monte-Carlo score target
+    (spec §2.5, §2.6) take through the critics.
+
+    Its input gradient needs no ``[M, B, H]`` tensor for the output layer's gradient. The
+    gradient of a scalar output is a row scaling of the member's Jacobian, and row scalings
+    commute with right products:
+
+        ∂L/∂x[m, r] = g[m, r] · ∇f_m(x_r),   ∇f_m = ((w_Lᵀ ⊙ σ'(z_L)) W_{L-1}ᵀ ⊙ … ⊙ σ'(z_1)) W_1ᵀ,
+
+    so the backward pass starts from the output weight broadcast over the rows (``w_Lᵀ``, no
+    ``g ⊗ w_L`` outer product to write and read back), applies ``g`` to the thin ``[M, B, in]``
+    result, and runs each activation's derivative as one ATen kernel. The forward pass keeps
+    only what those derivatives read (SiLU's pre-activations; ReLU's and tanh's outputs, computed
+    in place). The forward pass runs the recorded path's ops, so values agree bit for bit (and
+    with them every ReLU mask); gradients agree to float rounding (tested). A double-backward
+    (``create_graph=True``) recomputes the group with differentiable ops.
+    """
+
+    @staticmethod
+    def forward(ctx: Any, activation: str, x: Tensor, *params: Tensor) -> Tensor:  # noqa: D102
+        weights, biases = params[0::2], params[1::2]
+        saved = []
+        h = x
+        for w, b in zip(weights[:-1], biases[:-1]):
+            z = _affine(h, w, b)  # as the recorded path computes it: the same values, bit for bit
+            if activation in _OUTPUT_BACKWARD:
+                h = _ACTIVATIONS_INPLACE[activation](z)
+                saved.append(h)
+            else:
+                h = _ACTIVATIONS[activation](z)
+                saved.append(z)
+        ctx.activation = activation
+        ctx.save_for_backward(x, *params, *saved)
+        return _affine(h, weights[-1], biases[-1])
+
+    @staticmethod
+    def backward(ctx: Any, grad: Tensor) -> tuple[Tensor | None, ...]:  # noqa: D102
+        x, *rest = ctx.saved_tensors
+        n = 2 * ((len(rest) + 1) // 3)  # weight and bias per layer, then one per hidden layer
+        params, saved = rest[:n], rest[n:]
+        weights = params[0::2]
+        none = (None,) * (1 + len(params))
+        if not ctx.needs_input_grad[1]:
+            return (None, *none)
+        if torch.is_grad_enabled():  # create_graph: differentiate a recorded recomputation
+            with torch.enable_grad():
+                out = _frozen_group_reference(ctx.activation, x, params)
+                (gx,) = torch.autograd.grad(out, x, grad, create_graph=True)
+            return (None, gx, *none[1:])
+        act_backward = _FROZEN_BACKWARD[ctx.activation]
+        w_out = weights[-1]  # [M, H, 1]
+        members, rows = w_out.shape[0], x.shape[-2]
+        t = act_backward(w_out.transpose(1, 2).expand(members, rows, w_out.shape[1]), saved[-1])
+        for w, s in zip(reversed(weights[1:-1]), reversed(saved[:-1])):
+            t = act_backward(gemm.bmm_nt(t, w), s)
+        w_in = weights[0]  # [M, in, H]
+        g = grad.expand(members, rows, 1)
+        if w_in.shape[1] <= _THIN:  # (W Gᵀ)ᵀ with the thin side as the product's rows
+            gx = torch.bmm(w_in, t.transpose(1, 2)).mul_(g.transpose(1, 2))  # [M, in, B]
+            gx = gx.sum(0).t() if x.dim() == 2 else gx.transpose(1, 2)
+        else:
+            gx = gemm.bmm_nt(t, w_in).mul_(g)
+            if x.dim() == 2:
+                gx = gx.sum(0)
+        return (None, gx, *none[1:])
+
+
+def _frozen_group_reference(activation: str, x: Tensor, params: Sequence[Tensor]) -> Tensor:
+    """:class:`_FrozenMLP`'s function with recorded torch ops (for double-backward)."""
+    h = x
+    weights, biases = params[0::2], params[1::2]
+    for i, (w, b) in enumerate(zip(weights, biases)):
+        h = torch.baddbmm(b, _members(h, w), w)
+        if i < len(weights) - 1:
+            h = _ACTIVATIONS[activation](h)
+    return h
+
+
 class EnsembleLinear(nn.Module):
     """``M`` independent affine maps: ``y[m] = x[m] @ W[m] + b[m]`` for ``x`` of shape [M, B, in].
 
@@ -185,13 +301,7 @@ class EnsembleLinear(nn.Module):
                                                                                  self.bias)
         if _needs_grad(x, weight, bias):  # a shared input [B, in] goes in as it is
             return cast(Tensor, _EnsembleAffine.apply(x, weight, bias))
-        if gemm.uses_onednn(x, weight, bias, macs=_macs(x, weight)):
-            return gemm.onednn_baddbmm(bias, x, weight)
-        if self.out_features == 1:
-            return _torch_affine(x, weight, bias)
-        # without autograd: add the bias in place instead of broadcasting it into the output
-        # first (baddbmm's copy), one memory pass less
-        return torch.bmm(_members(x, weight), weight).add_(bias)
+        return _affine_inference(x, weight, bias)
 
     def extra_repr(self) -> str:
         return f"members={self.members}, in={self.in_features}, out={self.out_features}"
@@ -252,6 +362,10 @@ class EnsembleMLP(nn.Module):
         """Members of group ``group`` only: ``[size, B, out]`` (``x`` is ``[B, in]`` or that
         group's ``[size, B, in]``)."""
         g, layers = self.groups[group], _group_layers(self.blocks[group])
+        if (frozen and _frozen_fast_path and _needs_grad(x) and g.activation in _FROZEN_BACKWARD
+                and len(layers) > 1 and layers[-1].out_features == 1):
+            params = [p.detach() for layer in layers for p in (layer.weight, layer.bias)]
+            return cast(Tensor, _FrozenMLP.apply(g.activation, x, *params))
         h = x
         for layer in layers[:-1]:
             h = layer(h, frozen)  # a fresh tensor: the activation may overwrite it when allowed

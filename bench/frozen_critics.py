@@ -1,0 +1,93 @@
+"""Update time with the frozen critics' own input gradient against autograd's, in one run.
+
+    python bench/frozen_critics.py [--algos algd-vesde,sac-lag] [--sizes paper] [--threads 1]
+                                   [--compile]
+
+The actor losses and ALGD's Monte-Carlo score target take gradients through the critics with
+their weights held fixed. ``algd.nets.ensemble._FrozenMLP`` computes that input gradient from the
+output weights down and scales it by the upstream gradient at the end, so no ``[M, B, H]`` outer
+product is written and read back, and each activation's derivative is one kernel. The baseline
+records the same layers for autograd (``frozen_fast_path(False)``). Each agent's update is timed
+in interleaved rounds with the path switched between rounds; before timing, the critic bank's
+values and action gradients at the score target's size (N·B rows) are compared on both paths.
+``--compile`` also times ``torch.compile``d updates (``algd train --compile``), one agent per path
+(each compiled with its path on or off), in the same rounds.
+"""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any, Callable
+
+import torch
+
+from algd.bench import ACT_DIM, OBS_DIM, interleaved_median_times, prepare_update
+from algd.nets.ensemble import frozen_fast_path
+from algd.train.cpu_runtime import flush_denormals, tune_glibc_malloc
+
+
+def with_fast_path(enabled: bool, fn: Callable[[], Any]) -> Callable[[], Any]:
+    def run() -> Any:
+        with frozen_fast_path(enabled):
+            return fn()
+    return run
+
+
+def gradient_difference(critic: Any, rows: int) -> float:
+    """Largest relative difference of the bank's action gradient between the two paths."""
+    obs = torch.randn(rows, OBS_DIM)
+    act = torch.rand(rows, ACT_DIM).mul_(2).sub_(1).requires_grad_(True)
+    grads = []
+    for enabled in (True, False):
+        with frozen_fast_path(enabled):
+            q, qc = critic(obs, act, frozen=True)
+            weights = torch.linspace(-1, 1, q.numel() + qc.numel())
+            total = (torch.cat([q.flatten(), qc.flatten()]) * weights).sum()
+            grads.append(torch.autograd.grad(total, act)[0])
+    return ((grads[0] - grads[1]).abs().max() / grads[1].abs().max()).item()
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--algos", default="algd-vesde,algd-ddpm,sac-lag")
+    p.add_argument("--sizes", default="paper")
+    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--repeats", type=int, default=7)
+    p.add_argument("--compile", action="store_true", help="also time compiled updates")
+    args = p.parse_args()
+    torch.set_num_threads(args.threads)
+    tune_glibc_malloc()
+    device = torch.device("cpu")
+    with flush_denormals(True):
+        fns: dict[str, Callable[[], Any]] = {}
+        checks: dict[str, float] = {}
+        for size in args.sizes.split(","):
+            for algo in args.algos.split(","):
+                print(f"{algo} at {size} sizes: build and warm up ...", flush=True)
+                case = prepare_update(algo, size, device)
+                checks[f"{algo}@{size}"] = gradient_difference(case.agent.critic, 1024)
+                for enabled, name in ((False, "autograd"), (True, "frozen")):
+                    run = with_fast_path(enabled, case.run)
+                    run()
+                    fns[f"{algo}@{size}/{name}"] = run
+                if not args.compile:
+                    continue
+                print(f"{algo} at {size} sizes, compiled: build, warm up and compile twice ...",
+                      flush=True)
+                checks[f"{algo}@{size} compiled"] = checks[f"{algo}@{size}"]
+                for enabled, name in ((False, "autograd"), (True, "frozen")):
+                    with frozen_fast_path(enabled):  # traced with the path on or off
+                        compiled = prepare_update(algo, size, device, compile_mode="default")
+                    run = with_fast_path(enabled, compiled.run)
+                    run()
+                    fns[f"{algo}@{size} compiled/{name}"] = run
+        times = interleaved_median_times(fns, device, repeats=args.repeats)
+    print(f"\n{args.threads} thread(s), torch {torch.__version__}")
+    print(f"{'':31s} {'autograd ms':>12s} {'frozen ms':>10s} {'speed-up':>9s} {'max rel Δ∇a':>12s}")
+    for key, diff in checks.items():
+        a, b = times[f"{key}/autograd"], times[f"{key}/frozen"]
+        print(f"{key:31s} {a * 1e3:12.2f} {b * 1e3:10.2f} {a / b:8.3f}x {diff:12.1e}")
+
+
+if __name__ == "__main__":
+    main()
