@@ -285,7 +285,22 @@ class ALGD(Agent):
         )
 
     def update_policy(self, batch: Batch) -> dict[str, Tensor]:
-        """2. Energy loss through the chain + MC score matching (spec §2.5, §2.6)."""
+        """2. Energy loss through the chain + MC score matching (spec §2.5, §2.6): one Adam step
+        of the policy."""
+        grads, diag = self.policy_gradients(batch)
+        # gradients for the policy only: critics' .grad stay untouched (VE leaves eps_head unused)
+        for p, g in zip(self._policy_params, grads):
+            p.grad = g
+        self.optimizers["policy"].step()
+        return diag
+
+    def policy_gradients(self, batch: Batch) -> tuple[tuple[Tensor | None, ...], dict[str, Tensor]]:
+        """The policy loss ``actor_coef · J + score_coef · S`` (spec §2.5, §2.6), differentiated
+        in the policy's parameters; returns the gradients and detached diagnostics.
+
+        Nothing that still records a graph leaves this function, so ``torch.compile`` traces it,
+        the score target's ``requires_grad_`` included, as one graph (anything carrying autograd
+        state from there to the optimiser's graph break would split it at the score target)."""
         cfg, obs = self.cfg, batch.obs
         lam = self.multiplier.value  # a constant for the policy
         chain = self.policy.sample(obs, record=True)
@@ -302,12 +317,8 @@ class ALGD(Agent):
         score_loss = (self.policy.score(obs, a_tau, tau) - phi_target).square().mean()  # S
         loss = cfg.actor_coef * actor_loss + cfg.score_coef * score_loss
 
-        # gradients for the policy only: critics' .grad stay untouched (VE leaves eps_head unused)
         grads = torch.autograd.grad(loss, self._policy_params, allow_unused=True)
-        for p, g in zip(self._policy_params, grads):
-            p.grad = g
-        self.optimizers["policy"].step()
-        return {"actor_loss": actor_loss.detach(), "score_loss": score_loss.detach()}
+        return grads, {"actor_loss": actor_loss.detach(), "score_loss": score_loss.detach()}
 
     def update_multiplier(self, batch: Batch) -> dict[str, Tensor]:
         """3. Dual step on the conservative cost of the replay actions (spec §4.1)."""
