@@ -1,0 +1,69 @@
+"""The scripts in bench/ run end to end at tiny settings and their built-in checks hold.
+
+No time is asserted: each script's timings are printed for people to read. What is asserted is
+that the script runs, prints a row per case, and that the checks it prints (the fused chain draws
+the spec chain's actions; the frozen critics' gradient equals autograd's) are within rounding.
+Slow (each script builds agents and times them in a fresh process); CI runs them.
+"""
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from algd.nets import gemm
+
+BENCH = Path(__file__).resolve().parents[1] / "bench"
+pytestmark = pytest.mark.slow
+
+
+def run_script(name: str, *args: str) -> str:
+    proc = subprocess.run([sys.executable, str(BENCH / name), *args], capture_output=True,
+                          text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return proc.stdout
+
+
+def table_rows(out: str, label: str) -> list[list[str]]:
+    """The whitespace-split fields of every output line that starts with ``label``."""
+    return [line.split() for line in out.splitlines() if line.startswith(label)]
+
+
+def test_chain_latency_fused_chain_draws_the_spec_chains_actions():
+    out = run_script("chain_latency.py", "--steps", "3", "--batches", "1,4", "--repeats", "1")
+    rows = table_rows(out, "algd-")
+    assert [r[:2] for r in rows] == [["algd-vesde", "batch=1"], ["algd-vesde", "batch=4"],
+                                     ["algd-ddpm", "batch=1"], ["algd-ddpm", "batch=4"]], out
+    for r in rows:
+        assert r[4].endswith("x") and float(r[4][:-1]) > 0, out
+        assert float(r[5]) < 1e-5, out  # max |Δa| between the two chains
+
+
+def test_frozen_critics_gradient_check_and_rows():
+    out = run_script("frozen_critics.py", "--algos", "algd-vesde,sac-lag", "--sizes", "builtin",
+                     "--repeats", "1")
+    rows = table_rows(out, "algd-vesde@builtin") + table_rows(out, "sac-lag@builtin")
+    assert len(rows) == 2, out
+    for r in rows:
+        assert float(r[3].rstrip("x")) > 0, out
+        assert float(r[4]) < 1e-4, out  # largest relative difference of the action gradient
+
+
+@pytest.mark.skipif(not gemm.onednn_available(), reason="this torch build has no oneDNN")
+def test_gemm_backends_prints_both_backends():
+    out = run_script("gemm_backends.py", "--algos", "algd-vesde", "--sizes", "builtin",
+                     "--repeats", "1")
+    rows = table_rows(out, "algd-vesde@builtin")
+    assert len(rows) == 1 and rows[0][3].endswith("x"), out
+    assert re.search(r"GFLOP/s torch [\d.]+, oneDNN [\d.]+", out), out
+
+
+def test_update_cost_has_a_row_per_algorithm():
+    from algd.algos import list_algos
+
+    out = run_script("update_cost.py", "--seconds", "0.05", "--repeats", "1", "--batch-size", "32")
+    names = {r[0] for r in (line.split() for line in out.splitlines()[1:]) if r}
+    assert names == {spec.name for spec in list_algos()}, out
+    assert "1.00x algd-vesde" in out, out
