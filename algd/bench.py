@@ -23,6 +23,7 @@ Every timing is the median of ``repeats`` blocks after warm-up. Run ``python -m 
 
 from __future__ import annotations
 
+import argparse
 import json
 import platform
 import statistics
@@ -514,6 +515,26 @@ def _run_bench(dev: torch.device, algos: list[str] | None, sizes: list[str] | No
     return report
 
 
+def check_bench_options(parser: argparse.ArgumentParser, algos: str | None, sizes: str,
+                        repeats: int, threads: int | None) -> tuple[list[str] | None, list[str]]:
+    """Validate the options every benchmark takes, before anything is built: a typo ends the
+    program with a one-line usage error (``parser.error``, exit status 2), not a traceback after
+    the warm-up. Returns the algorithm names (None: all registered) and the size presets."""
+    size_list = [s for s in sizes.split(",") if s]
+    unknown = set(size_list) - set(SIZES)
+    if unknown or not size_list:
+        parser.error(f"unknown size preset(s) {sorted(unknown)}; choose from {sorted(SIZES)}")
+    try:
+        names = [get_algo(a).name for a in algos.split(",")] if algos else None
+    except (KeyError, ValueError) as exc:
+        parser.error(str(exc))
+    if repeats < 1:
+        parser.error(f"--repeats must be >= 1, got {repeats}")
+    if threads is not None and threads < 1:
+        parser.error(f"--threads must be >= 1, got {threads}")
+    return names, size_list
+
+
 def main(argv: list[str] | None = None) -> int:
     from algd.cli import ArgParser  # errors as one line, as every algd command gives them
 
@@ -538,19 +559,11 @@ def main(argv: list[str] | None = None) -> int:
                    help="skip the end-to-end training throughput (the slowest part)")
     p.add_argument("--json", metavar="FILE", help="write the numbers as JSON")
     args = p.parse_args(argv)
-    sizes = [s for s in args.sizes.split(",") if s]
-    unknown = set(sizes) - set(SIZES)
-    if unknown:
-        p.error(f"unknown size preset(s) {sorted(unknown)}; choose from {sorted(SIZES)}")
+    algos, sizes = check_bench_options(p, args.algos, args.sizes, args.repeats, args.threads)
     try:  # checked before anything is built: a typo fails at once, not after the warm-up
         device = str(resolve_device(args.device))
-        algos = [get_algo(a).name for a in args.algos.split(",")] if args.algos else None
     except (KeyError, ValueError) as exc:
         p.error(str(exc))
-    if args.repeats < 1:
-        p.error(f"--repeats must be >= 1, got {args.repeats}")
-    if args.threads is not None and args.threads < 1:
-        p.error(f"--threads must be >= 1, got {args.threads}")
     if args.cuda_graph and not device.startswith("cuda"):
         p.error("--cuda-graph needs --device cuda")
     modes = [m for m in args.compile_mode.split(",") if m]

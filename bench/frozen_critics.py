@@ -21,7 +21,8 @@ from typing import Any, Callable
 
 import torch
 
-from algd.bench import ACT_DIM, OBS_DIM, interleaved_median_times, prepare_update
+from algd.bench import (ACT_DIM, OBS_DIM, check_bench_options, interleaved_median_times,
+                        prepare_update)
 from algd.nets.ensemble import frozen_fast_path
 from algd.train.cpu_runtime import flush_denormals, tune_glibc_malloc
 
@@ -55,14 +56,15 @@ def main() -> None:
     p.add_argument("--repeats", type=int, default=7)
     p.add_argument("--compile", action="store_true", help="also time compiled updates")
     args = p.parse_args()
+    algos, sizes = check_bench_options(p, args.algos, args.sizes, args.repeats, args.threads)
     torch.set_num_threads(args.threads)
     tune_glibc_malloc()
     device = torch.device("cpu")
     with flush_denormals(True):
         fns: dict[str, Callable[[], Any]] = {}
         checks: dict[str, float] = {}
-        for size in args.sizes.split(","):
-            for algo in args.algos.split(","):
+        for size in sizes:
+            for algo in algos or []:
                 print(f"{algo} at {size} sizes: build and warm up ...", flush=True)
                 case = prepare_update(algo, size, device)
                 checks[f"{algo}@{size}"] = gradient_difference(case.agent.critic, 1024)

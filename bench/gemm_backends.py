@@ -16,7 +16,7 @@ from typing import Any, Callable
 
 import torch
 
-from algd.bench import interleaved_median_times, peak_matmul, prepare_update
+from algd.bench import check_bench_options, interleaved_median_times, peak_matmul, prepare_update
 from algd.nets import gemm
 from algd.train.cpu_runtime import flush_denormals, tune_glibc_malloc
 
@@ -35,6 +35,7 @@ def main() -> None:
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--repeats", type=int, default=5)
     args = p.parse_args()
+    algos, sizes = check_bench_options(p, args.algos, args.sizes, args.repeats, args.threads)
     if not gemm.onednn_available():
         raise SystemExit("this torch build has no oneDNN: nothing to compare")
     torch.set_num_threads(args.threads)
@@ -46,8 +47,8 @@ def main() -> None:
         for name in backends:
             fn, flops = peak_matmul(device, backend=name)
             fns[f"peak/{name}"] = fn
-        for size in args.sizes.split(","):
-            for algo in args.algos.split(","):
+        for size in sizes:
+            for algo in algos or []:
                 print(f"{algo} at {size} sizes: build and warm up ...", flush=True)
                 case = prepare_update(algo, size, device)
                 for name in backends:

@@ -67,3 +67,16 @@ def test_update_cost_has_a_row_per_algorithm():
     names = {r[0] for r in (line.split() for line in out.splitlines()[1:]) if r}
     assert names == {spec.name for spec in list_algos()}, out
     assert "1.00x algd-vesde" in out, out
+
+
+@pytest.mark.parametrize("script, args, message", [
+    ("frozen_critics.py", ["--algos", "nope"], "unknown algorithm 'nope'"),
+    ("gemm_backends.py", ["--sizes", "huge"], "unknown size preset(s) ['huge']"),
+    ("frozen_critics.py", ["--repeats", "0"], "--repeats must be >= 1"),
+])
+def test_bad_options_fail_at_once_with_one_line(script, args, message):
+    """A typo ends the script before anything is built, with a usage error and status 2."""
+    proc = subprocess.run([sys.executable, str(BENCH / script), *args], capture_output=True,
+                          text=True, timeout=120)
+    assert proc.returncode == 2, proc.stderr
+    assert message in proc.stderr.splitlines()[-1] and "Traceback" not in proc.stderr
