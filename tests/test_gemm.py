@@ -113,3 +113,14 @@ def test_small_products_stay_on_torch():
     with gemm.use_gemm_backend("onednn"):
         assert "mkldnn._linear_pointwise" not in ops(net, 128)  # 128·64·64 multiply-adds
         assert "mkldnn._linear_pointwise" in ops(big, 256)  # 256·256·256
+
+
+def test_measuring_the_backends_leaves_the_global_random_stream_alone():
+    """The auto choice is measured lazily, after a run has seeded torch: it must not draw from
+    the global generator, or ``auto`` and an explicit ``ALGD_GEMM`` naming the same backend
+    would train different runs from one seed."""
+    torch.manual_seed(7)
+    expected = torch.rand(3)
+    torch.manual_seed(7)
+    gemm.measure_backends(batch=8, width=8, repeats=1)
+    torch.testing.assert_close(torch.rand(3), expected, rtol=0, atol=0)

@@ -97,8 +97,14 @@ def gemm_backend() -> GemmBackend:
 
 def measure_backends(batch: int = 256, width: int = 256, repeats: int = 5) -> dict[str, float]:
     """Best-of-``repeats`` seconds of one ``[batch, width] @ [width, width]`` product per backend
-    (a critic's hidden layer; ~10 ms in all on one core)."""
-    a, b = torch.randn(batch, width), torch.randn(width, width)
+    (a critic's hidden layer; ~10 ms in all on one core).
+
+    The operands come from a generator of their own: the measurement runs lazily, often after a
+    run has seeded torch, and must not shift the global random stream (a seeded run with the
+    backend chosen by ``auto`` would otherwise differ from the same run with ``ALGD_GEMM`` set
+    to the same backend)."""
+    gen = torch.Generator().manual_seed(0)
+    a, b = torch.randn(batch, width, generator=gen), torch.randn(width, width, generator=gen)
     runs = {"torch": lambda: torch.mm(a, b),
             "onednn": lambda: onednn_matmul(a, b)}
     best: dict[str, float] = {}
