@@ -523,7 +523,8 @@ def check_bench_options(parser: argparse.ArgumentParser, algos: str | None, size
     size_list = [s for s in sizes.split(",") if s]
     unknown = set(size_list) - set(SIZES)
     if unknown or not size_list:
-        parser.error(f"unknown size preset(s) {sorted(unknown)}; choose from {sorted(SIZES)}")
+        what = f"unknown size preset(s) {sorted(unknown)}" if unknown else "no size preset given"
+        parser.error(f"{what}; choose from {sorted(SIZES)}")
     try:
         names = [get_algo(a).name for a in algos.split(",")] if algos else None
     except (KeyError, ValueError) as exc:
