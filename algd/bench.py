@@ -295,15 +295,22 @@ def prepare_update(algo: str, size: str, device: torch.device, compile_mode: str
 
 def bench_act(device: torch.device, steps_list=(1, 5, 10), batches=(1, 16),
               repeats: int = 5) -> list[dict[str, Any]]:
-    """Latency of one action draw (stochastic chain) of ALGD-VESDE at paper policy size."""
+    """Latency of one action draw (stochastic chain) of ALGD-VESDE at paper policy size.
+
+    Timed under ``torch.inference_mode``, as the trainer and ``act_np`` draw actions."""
     out = []
     for k in steps_list:
         cfg, _ = _algo_config("algd-vesde", "paper", "none")
         cfg.diffusion_steps = k
         agent = _make_agent("algd-vesde", cfg, device, "none")
+
+        def draw(obs: torch.Tensor, agent: Any = agent) -> torch.Tensor:
+            with torch.inference_mode():
+                return agent.act(obs)
+
         for b in batches:
             obs = torch.randn(b, OBS_DIM, device=device)
-            t = median_time(partial(agent.act, obs), device, repeats=repeats, min_block_s=0.1)
+            t = median_time(partial(draw, obs), device, repeats=repeats, min_block_s=0.1)
             out.append({"K": k, "batch": b, "ms": t * 1e3})
     return out
 
@@ -419,7 +426,7 @@ class BenchReport:
         if self.failures:
             lines += ["", "not measured:"] + [f"  {f}" for f in self.failures]
         if self.act:
-            lines += ["", "action selection (ALGD-VESDE, paper policy size, stochastic chain):"]
+            lines += ["", "action selection (ALGD-VESDE, paper policy size, stochastic chain, inference mode):"]
             lines += [f"  K={a['K']:2d} batch={a['batch']:3d}: {a['ms']:.3f} ms" for a in self.act]
         if self.env:
             lines += ["", "built-in task, random actions:"]
@@ -515,6 +522,22 @@ def _run_bench(dev: torch.device, algos: list[str] | None, sizes: list[str] | No
     return report
 
 
+def add_bench_options(parser: argparse.ArgumentParser, *, algos: str | None, sizes: str,
+                      threads: int | None, repeats: int) -> None:
+    """Add the options every benchmark takes (``--algos``, ``--sizes``, ``--threads``,
+    ``--repeats``) with the given defaults; :func:`check_bench_options` validates them."""
+    parser.add_argument("--algos", default=algos,
+                        help="comma-separated algorithms (default: "
+                             f"{algos or 'all registered'})")
+    parser.add_argument("--sizes", default=sizes, help=f"size presets (default: {sizes})")
+    parser.add_argument("--threads", type=int, default=threads,
+                        help="torch CPU threads (default: "
+                             f"{threads or 'torch' + chr(39) + 's, usually one per core'})")
+    parser.add_argument("--repeats", type=int, default=repeats,
+                        help="timed blocks (or interleaved rounds) per measurement; each timing "
+                             f"is their median (default: {repeats})")
+
+
 def check_bench_options(parser: argparse.ArgumentParser, algos: str | None, sizes: str,
                         repeats: int, threads: int | None) -> tuple[list[str] | None, list[str]]:
     """Validate the options every benchmark takes, before anything is built: a typo ends the
@@ -543,19 +566,14 @@ def main(argv: list[str] | None = None) -> int:
         prog="algd bench",
         description="How fast each algorithm's update runs, measured against this machine's own "
         "fp32 matmul peak in the same run; also action latency and environment steps/s.")
-    p.add_argument("--algos", help="comma-separated algorithms (default: all registered)")
-    p.add_argument("--sizes", default="builtin,paper", help="size presets (default: builtin,paper)")
+    add_bench_options(p, algos=None, sizes="builtin,paper", threads=None, repeats=5)
     p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or auto (default: cpu)")
-    p.add_argument("--threads", type=int, default=None,
-                   help="torch CPU threads (default: torch's, usually one per core)")
     p.add_argument("--compile", action="store_true", help="also time the torch.compile path")
     p.add_argument("--compile-mode", default="default",
                    help="comma-separated torch.compile modes timed by --compile: default, "
                         "reduce-overhead (CUDA graphs), max-autotune (default: default)")
     p.add_argument("--cuda-graph", action="store_true",
                    help="also time the update replayed as CUDA graphs (CUDA devices only)")
-    p.add_argument("--repeats", type=int, default=5,
-                   help="timed blocks per measurement; each timing is their median (default: 5)")
     p.add_argument("--no-end-to-end", action="store_true",
                    help="skip the end-to-end training throughput (the slowest part)")
     p.add_argument("--json", metavar="FILE", help="write the numbers as JSON")

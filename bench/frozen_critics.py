@@ -21,8 +21,8 @@ from typing import Any, Callable
 
 import torch
 
-from algd.bench import (ACT_DIM, OBS_DIM, check_bench_options, interleaved_median_times,
-                        prepare_update)
+from algd.bench import (ACT_DIM, OBS_DIM, add_bench_options, check_bench_options,
+                        interleaved_median_times, prepare_update)
 from algd.nets.ensemble import frozen_fast_path
 from algd.train.cpu_runtime import flush_denormals, tune_glibc_malloc
 
@@ -50,10 +50,7 @@ def gradient_difference(critic: Any, rows: int) -> float:
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--algos", default="algd-vesde,algd-ddpm,sac-lag")
-    p.add_argument("--sizes", default="paper")
-    p.add_argument("--threads", type=int, default=1)
-    p.add_argument("--repeats", type=int, default=7)
+    add_bench_options(p, algos="algd-vesde,algd-ddpm,sac-lag", sizes="paper", threads=1, repeats=7)
     p.add_argument("--compile", action="store_true", help="also time compiled updates")
     args = p.parse_args()
     algos, sizes = check_bench_options(p, args.algos, args.sizes, args.repeats, args.threads)

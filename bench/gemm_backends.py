@@ -16,7 +16,8 @@ from typing import Any, Callable
 
 import torch
 
-from algd.bench import check_bench_options, interleaved_median_times, peak_matmul, prepare_update
+from algd.bench import (add_bench_options, check_bench_options, interleaved_median_times,
+                        peak_matmul, prepare_update)
 from algd.nets import gemm
 from algd.train.cpu_runtime import flush_denormals, tune_glibc_malloc
 
@@ -30,10 +31,7 @@ def on_backend(name: str, fn: Callable[[], Any]) -> Callable[[], Any]:
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--algos", default="algd-vesde,algd-ddpm,cal,sac-lag")
-    p.add_argument("--sizes", default="paper")
-    p.add_argument("--threads", type=int, default=1)
-    p.add_argument("--repeats", type=int, default=5)
+    add_bench_options(p, algos="algd-vesde,algd-ddpm,cal,sac-lag", sizes="paper", threads=1, repeats=5)
     args = p.parse_args()
     algos, sizes = check_bench_options(p, args.algos, args.sizes, args.repeats, args.threads)
     if not gemm.onednn_available():
