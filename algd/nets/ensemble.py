@@ -164,7 +164,28 @@ def _torch_affine(x: Tensor, weight: Tensor, bias: Tensor) -> Tensor:
     x = _members(x, weight)
     if weight.shape[2] == 1:  # 1-wide output as a row-vector product: [M, 1, in] @ [M, in, B]
         return torch.baddbmm(bias, weight.transpose(1, 2), x.transpose(1, 2)).transpose(1, 2)
+    if _bias_epilogue and torch.compiler.is_compiling():
+        # inductor adds the bias in the loop that applies the next op (the activation): baddbmm
+        # would first copy the broadcast bias into the output, then read it back in the GEMM
+        return torch.bmm(x, weight) + bias
     return torch.baddbmm(bias, x, weight)
+
+
+_bias_epilogue = True
+
+
+@contextmanager
+def compiled_bias_epilogue(enabled: bool) -> Iterator[None]:
+    """Switch the compiled critics' bias epilogue on or off inside the block (on by default; off,
+    compiled code calls ``baddbmm`` as eager code does). ``torch.compile`` guards on the switch:
+    code traced with it on is traced again when it is off. For same-run A/B measurements
+    (``bench/compiled_bias.py``); both compute the same values to float rounding."""
+    global _bias_epilogue
+    previous, _bias_epilogue = _bias_epilogue, enabled
+    try:
+        yield
+    finally:
+        _bias_epilogue = previous
 
 
 def _affine_inference(x: Tensor, weight: Tensor, bias: Tensor) -> Tensor:

@@ -1,0 +1,89 @@
+"""Compiled update time with the critics' bias added in the activation's loop against
+``baddbmm``'s broadcast copy, in one run.
+
+    python bench/compiled_bias.py [--algos algd-vesde,sac-lag] [--sizes paper] [--threads 1]
+
+Under ``torch.compile`` (``algd train --compile``) a critic layer's ``x @ W + b`` is written as
+``bmm(x, W) + b``: inductor folds the bias into the loop that applies the activation (and, in
+the score target, its derivative), where ``baddbmm(b, x, W)`` first copies the broadcast bias
+into the ``[M, N·B, H]`` output and the GEMM reads it back. The baseline compiles the same agent
+with ``compiled_bias_epilogue(False)``. Each compiled update is timed in interleaved rounds;
+before timing, the compiled critic bank's values and action gradients at the score target's
+size (N·B rows) are compared with eager mode's for both variants.
+"""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any, Callable
+
+import torch
+
+from algd.bench import (ACT_DIM, OBS_DIM, add_bench_options, check_bench_options,
+                        interleaved_median_times, prepare_update)
+from algd.nets.ensemble import compiled_bias_epilogue
+from algd.train.cpu_runtime import flush_denormals, tune_glibc_malloc
+
+
+def with_epilogue(enabled: bool, fn: Callable[[], Any]) -> Callable[[], Any]:
+    def run() -> Any:
+        with compiled_bias_epilogue(enabled):
+            return fn()
+    return run
+
+
+def compiled_difference(critic: Any, enabled: bool, rows: int) -> float:
+    """Largest relative difference, compiled against eager, of the bank's values and action
+    gradient (weights frozen, as the actor loss and the score target take them)."""
+    obs = torch.randn(rows, OBS_DIM)
+    act = torch.rand(rows, ACT_DIM).mul_(2).sub_(1)
+
+    def values_and_grad(o: torch.Tensor, a: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        a = a.detach().requires_grad_(True)
+        q, qc = critic(o, a, frozen=True)
+        out = torch.cat([q.flatten(), qc.flatten()])
+        weights = torch.linspace(-1, 1, out.numel())
+        return out.detach(), torch.autograd.grad((out * weights).sum(), a)[0]
+
+    eager = values_and_grad(obs, act)
+    with compiled_bias_epilogue(enabled):
+        compiled = torch.compile(values_and_grad, dynamic=False)(obs, act)
+    return max(((c - e).abs().max() / e.abs().max()).item() for c, e in zip(compiled, eager))
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    add_bench_options(p, algos="algd-vesde,algd-ddpm,sac-lag", sizes="paper", threads=1, repeats=7)
+    args = p.parse_args()
+    algos, sizes = check_bench_options(p, args.algos, args.sizes, args.repeats, args.threads)
+    torch.set_num_threads(args.threads)
+    tune_glibc_malloc()
+    device = torch.device("cpu")
+    variants = ((False, "baddbmm"), (True, "epilogue"))
+    with flush_denormals(True):
+        fns: dict[str, Callable[[], Any]] = {}
+        checks: dict[str, list[float]] = {}
+        for size in sizes:
+            for algo in algos or []:
+                key = f"{algo}@{size}"
+                print(f"{key}, compiled: build, warm up and compile twice ...", flush=True)
+                for enabled, name in variants:
+                    with compiled_bias_epilogue(enabled):  # traced with the epilogue on or off
+                        case = prepare_update(algo, size, device, compile_mode="default")
+                    checks.setdefault(key, []).append(
+                        compiled_difference(case.agent.critic, enabled, 1024))
+                    run = with_epilogue(enabled, case.run)
+                    run()
+                    fns[f"{key}/{name}"] = run
+        times = interleaved_median_times(fns, device, repeats=args.repeats)
+    print(f"\n{args.threads} thread(s), torch {torch.__version__}, compiled updates")
+    print(f"{'':24s} {'baddbmm ms':>11s} {'epilogue ms':>12s} {'speed-up':>9s} "
+          f"{'max rel Δ (baddbmm, epilogue)':>30s}")
+    for key, diffs in checks.items():
+        a, b = times[f"{key}/baddbmm"], times[f"{key}/epilogue"]
+        print(f"{key:24s} {a * 1e3:11.2f} {b * 1e3:12.2f} {a / b:8.3f}x "
+              f"{diffs[0]:14.1e} {diffs[1]:14.1e}")
+
+
+if __name__ == "__main__":
+    main()
