@@ -52,12 +52,12 @@ def test_frozen_critics_gradient_check_and_rows():
         assert float(r[4]) < 1e-4, out  # largest relative difference of the action gradient
 
 
-def test_compiled_bias_compiled_critics_match_eager_both_ways():
-    out = run_script("compiled_bias.py", "--algos", "sac-lag", "--sizes", "builtin",
+def test_compiled_fusion_compiled_critics_match_eager_both_ways():
+    out = run_script("compiled_fusion.py", "--algos", "sac-lag", "--sizes", "builtin",
                      "--repeats", "1")
     rows = table_rows(out, "sac-lag@builtin ")
     assert len(rows) == 1 and float(rows[0][3].rstrip("x")) > 0, out
-    # compiled against eager: values and action gradients, bias by baddbmm and by the epilogue
+    # compiled against eager: values and action gradients, baddbmm and fusable forms
     assert float(rows[0][4]) < 1e-4 and float(rows[0][5]) < 1e-4, out
 
 
@@ -83,7 +83,7 @@ def test_update_cost_has_a_row_per_algorithm():
     ("frozen_critics.py", ["--algos", "nope"], "unknown algorithm 'nope'"),
     ("gemm_backends.py", ["--sizes", "huge"], "unknown size preset(s) ['huge']"),
     ("frozen_critics.py", ["--repeats", "0"], "--repeats must be >= 1"),
-    ("compiled_bias.py", ["--threads", "0"], "--threads must be >= 1"),
+    ("compiled_fusion.py", ["--threads", "0"], "--threads must be >= 1"),
 ])
 def test_bad_options_fail_at_once_with_one_line(script, args, message):
     """A typo ends the script before anything is built, with a usage error and status 2."""

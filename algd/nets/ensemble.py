@@ -162,30 +162,38 @@ def _affine(x: Tensor, weight: Tensor, bias: Tensor) -> Tensor:
 def _torch_affine(x: Tensor, weight: Tensor, bias: Tensor) -> Tensor:
     """:func:`_affine` on torch's GEMM."""
     x = _members(x, weight)
+    if _compiled_fusion and torch.compiler.is_compiling():
+        # written for inductor to fuse: it adds the bias in the loop of the next op (the
+        # activation) instead of baddbmm copying the broadcast bias into the output for the GEMM
+        # to read back, and computes a 1-wide layer as a sum in the loop that makes its input
+        if weight.shape[2] == 1:
+            return (x * weight.transpose(1, 2)).sum(-1, keepdim=True) + bias
+        return torch.bmm(x, weight) + bias
     if weight.shape[2] == 1:  # 1-wide output as a row-vector product: [M, 1, in] @ [M, in, B]
         return torch.baddbmm(bias, weight.transpose(1, 2), x.transpose(1, 2)).transpose(1, 2)
-    if _bias_epilogue and torch.compiler.is_compiling():
-        # inductor adds the bias in the loop that applies the next op (the activation): baddbmm
-        # would first copy the broadcast bias into the output, then read it back in the GEMM
-        return torch.bmm(x, weight) + bias
     return torch.baddbmm(bias, x, weight)
 
 
-_bias_epilogue = True
+_compiled_fusion = True
 
 
 @contextmanager
-def compiled_bias_epilogue(enabled: bool) -> Iterator[None]:
-    """Switch the compiled critics' bias epilogue on or off inside the block (on by default; off,
-    compiled code calls ``baddbmm`` as eager code does). ``torch.compile`` guards on the switch:
-    code traced with it on is traced again when it is off. For same-run A/B measurements
-    (``bench/compiled_bias.py``); both compute the same values to float rounding."""
-    global _bias_epilogue
-    previous, _bias_epilogue = _bias_epilogue, enabled
+def compiled_fusion(enabled: bool) -> Iterator[None]:
+    """Switch the compiled critics' fusable layer forms on or off inside the block (on by
+    default; off, compiled code calls the ``baddbmm`` products eager code calls).
+
+    On, under ``torch.compile`` a layer ``x W + b`` is ``bmm(x, W) + b`` and a 1-wide layer is
+    ``Σ_k x_k w_k + b``, so inductor adds the bias, and sums a 1-wide output, inside the loops that
+    apply the activations and their derivatives (one memory pass over ``[M, N·B, H]`` fewer per
+    layer; measured in ``bench/compiled_fusion.py``). ``torch.compile`` guards on the switch: code
+    traced with it on is traced again when it is off. Both compute the same values to float
+    rounding (tested)."""
+    global _compiled_fusion
+    previous, _compiled_fusion = _compiled_fusion, enabled
     try:
         yield
     finally:
-        _bias_epilogue = previous
+        _compiled_fusion = previous
 
 
 def _affine_inference(x: Tensor, weight: Tensor, bias: Tensor) -> Tensor:
