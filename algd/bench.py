@@ -426,7 +426,8 @@ class BenchReport:
         if self.failures:
             lines += ["", "not measured:"] + [f"  {f}" for f in self.failures]
         if self.act:
-            lines += ["", "action selection (ALGD-VESDE, paper policy size, stochastic chain, inference mode):"]
+            lines += ["", "action selection (ALGD-VESDE, paper policy size, stochastic chain, "
+                          "inference mode):"]
             lines += [f"  K={a['K']:2d} batch={a['batch']:3d}: {a['ms']:.3f} ms" for a in self.act]
         if self.env:
             lines += ["", "built-in task, random actions:"]
@@ -530,9 +531,9 @@ def add_bench_options(parser: argparse.ArgumentParser, *, algos: str | None, siz
                         help="comma-separated algorithms (default: "
                              f"{algos or 'all registered'})")
     parser.add_argument("--sizes", default=sizes, help=f"size presets (default: {sizes})")
+    default_threads = threads if threads is not None else "torch's, usually one per core"
     parser.add_argument("--threads", type=int, default=threads,
-                        help="torch CPU threads (default: "
-                             f"{threads or 'torch' + chr(39) + 's, usually one per core'})")
+                        help=f"torch CPU threads (default: {default_threads})")
     parser.add_argument("--repeats", type=int, default=repeats,
                         help="timed blocks (or interleaved rounds) per measurement; each timing "
                              f"is their median (default: {repeats})")
