@@ -30,7 +30,7 @@ import statistics
 import time
 from dataclasses import dataclass, field
 from functools import partial
-from typing import Any, Callable
+from typing import Any, Callable, ContextManager
 
 import numpy as np
 import torch
@@ -521,6 +521,16 @@ def _run_bench(dev: torch.device, algos: list[str] | None, sizes: list[str] | No
                     "env_steps_per_s": bench_end_to_end(env, "algd-vesde", utd,
                                                         e2e_steps // utd, device, threads)})
     return report
+
+
+def switched(switch: Callable[[bool], ContextManager[Any]], enabled: bool,
+             fn: Callable[[], Any]) -> Callable[[], Any]:
+    """``fn`` run inside ``switch(enabled)`` on every call: an A/B variant of one update for
+    :func:`interleaved_median_times` (e.g. ``switched(frozen_fast_path, False, case.run)``)."""
+    def run() -> Any:
+        with switch(enabled):
+            return fn()
+    return run
 
 
 def add_bench_options(parser: argparse.ArgumentParser, *, algos: str | None, sizes: str,

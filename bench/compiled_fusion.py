@@ -22,16 +22,9 @@ from typing import Any, Callable
 import torch
 
 from algd.bench import (ACT_DIM, OBS_DIM, add_bench_options, check_bench_options,
-                        interleaved_median_times, prepare_update)
+                        interleaved_median_times, prepare_update, switched)
 from algd.nets.ensemble import compiled_fusion
 from algd.train.cpu_runtime import flush_denormals, tune_glibc_malloc
-
-
-def with_fusion(enabled: bool, fn: Callable[[], Any]) -> Callable[[], Any]:
-    def run() -> Any:
-        with compiled_fusion(enabled):
-            return fn()
-    return run
 
 
 def compiled_difference(critic: Any, enabled: bool, rows: int) -> float:
@@ -77,7 +70,7 @@ def main() -> None:
                         case = prepare_update(algo, size, device, compile_mode="default")
                     checks.setdefault(key, []).append(
                         compiled_difference(case.agent.critic, enabled, 1024))
-                    run = with_fusion(enabled, case.run)
+                    run = switched(compiled_fusion, enabled, case.run)
                     run()
                     fns[f"{key}/{name}"] = run
         times = interleaved_median_times(fns, device, repeats=args.repeats)

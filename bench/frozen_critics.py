@@ -22,16 +22,9 @@ from typing import Any, Callable
 import torch
 
 from algd.bench import (ACT_DIM, OBS_DIM, add_bench_options, check_bench_options,
-                        interleaved_median_times, prepare_update)
+                        interleaved_median_times, prepare_update, switched)
 from algd.nets.ensemble import frozen_fast_path
 from algd.train.cpu_runtime import flush_denormals, tune_glibc_malloc
-
-
-def with_fast_path(enabled: bool, fn: Callable[[], Any]) -> Callable[[], Any]:
-    def run() -> Any:
-        with frozen_fast_path(enabled):
-            return fn()
-    return run
 
 
 def gradient_difference(critic: Any, rows: int) -> float:
@@ -66,7 +59,7 @@ def main() -> None:
                 case = prepare_update(algo, size, device)
                 checks[f"{algo}@{size}"] = gradient_difference(case.agent.critic, 1024)
                 for enabled, name in ((False, "autograd"), (True, "frozen")):
-                    run = with_fast_path(enabled, case.run)
+                    run = switched(frozen_fast_path, enabled, case.run)
                     run()
                     fns[f"{algo}@{size}/{name}"] = run
                 if not args.compile:
@@ -77,7 +70,7 @@ def main() -> None:
                 for enabled, name in ((False, "autograd"), (True, "frozen")):
                     with frozen_fast_path(enabled):  # traced with the path on or off
                         compiled = prepare_update(algo, size, device, compile_mode="default")
-                    run = with_fast_path(enabled, compiled.run)
+                    run = switched(frozen_fast_path, enabled, compiled.run)
                     run()
                     fns[f"{algo}@{size} compiled/{name}"] = run
         times = interleaved_median_times(fns, device, repeats=args.repeats)
