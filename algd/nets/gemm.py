@@ -95,9 +95,16 @@ def gemm_backend() -> GemmBackend:
     return _resolved
 
 
-def measure_backends(batch: int = 256, width: int = 256, repeats: int = 5) -> dict[str, float]:
+def measure_backends(batch: int = 256, width: int = 256, repeats: int = 7,
+                     warmup: int = 3) -> dict[str, float]:
     """Best-of-``repeats`` seconds of one ``[batch, width] @ [width, width]`` product per backend
-    (a critic's hidden layer; ~10 ms in all on one core).
+    (a critic's hidden layer; ~10 ms in all on one core), the backends alternating round by round
+    after ``warmup`` calls each.
+
+    MKL's first products in a process can run 1.5× slower than its later ones (seen on a Xeon:
+    with one warm-up call, 1 fresh process in 8 measured torch at 0.31 ms against oneDNN's 0.20,
+    and ``auto`` took oneDNN, the slower backend there, for the whole run); warming both up
+    several times and alternating them keeps a slow spell from deciding.
 
     The operands come from a generator of their own: the measurement runs lazily, often after a
     run has seeded torch, and must not shift the global random stream (a seeded run with the
@@ -107,15 +114,15 @@ def measure_backends(batch: int = 256, width: int = 256, repeats: int = 5) -> di
     a, b = torch.randn(batch, width, generator=gen), torch.randn(width, width, generator=gen)
     runs = {"torch": lambda: torch.mm(a, b),
             "onednn": lambda: onednn_matmul(a, b)}
-    best: dict[str, float] = {}
-    for name, fn in runs.items():
-        fn()  # warm-up (oneDNN builds its kernel on first use)
-        times = []
-        for _ in range(repeats):
+    for fn in runs.values():
+        for _ in range(warmup):  # oneDNN builds its kernel on first use; MKL warms up too
+            fn()
+    best = {name: float("inf") for name in runs}
+    for _ in range(repeats):
+        for name, fn in runs.items():
             t0 = time.perf_counter()
             fn()
-            times.append(time.perf_counter() - t0)
-        best[name] = min(times)
+            best[name] = min(best[name], time.perf_counter() - t0)
     return best
 
 
