@@ -7,7 +7,9 @@ Under ``torch.compile`` (``algd train --compile``) a critic layer's ``x @ W + b`
 into the loop that applies the activation (and, in the score target, its derivative), and the
 1-wide layer into the loop that makes its input, where ``baddbmm(b, x, W)`` first copies the
 broadcast bias into the ``[M, N·B, H]`` output for the GEMM to read back and the 1-wide product is
-a separate GEMM call that reads the activations again. The baseline compiles the same agent with
+a separate GEMM call that reads the activations again; a frozen SiLU group (the cost critics in
+the actor energy and the score target) takes its value and derivative from one sigmoid instead of
+``silu`` and ``silu_backward`` computing it twice. The baseline compiles the same agent with
 ``compiled_fusion(False)``. Each compiled update is timed in interleaved rounds; before timing,
 the compiled critic bank's values and action gradients at the score target's size (N·B rows) are
 compared with eager mode's for both variants.

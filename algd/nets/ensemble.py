@@ -185,7 +185,9 @@ def compiled_fusion(enabled: bool) -> Iterator[None]:
     On, under ``torch.compile`` a layer ``x W + b`` is ``bmm(x, W) + b`` and a 1-wide layer is
     ``Σ_k x_k w_k + b``, so inductor adds the bias, and sums a 1-wide output, inside the loops that
     apply the activations and their derivatives (one memory pass over ``[M, N·B, H]`` fewer per
-    layer; measured in ``bench/compiled_fusion.py``). ``torch.compile`` guards on the switch: code
+    layer), and a frozen SiLU group (:class:`_FrozenMLP`) takes its value and its derivative from
+    one sigmoid (eager torch computes it twice, in ``silu`` and ``silu_backward``); measured in
+    ``bench/compiled_fusion.py``. ``torch.compile`` guards on the switch: code
     traced with it on is traced again when it is off. Both compute the same values to float
     rounding (tested)."""
     global _compiled_fusion
@@ -256,15 +258,24 @@ class _FrozenMLP(torch.autograd.Function):
         weights, biases = params[0::2], params[1::2]
         saved = []
         h = x
+        # compiled: SiLU's value z·s and derivative s·(1 + z(1 − s)) from one sigmoid s, in the
+        # loop that adds the bias (eager runs torch's silu and, backward, silu_backward, which
+        # each compute the sigmoid: one exp and one division per element more)
+        derivative = (activation == "silu" and _compiled_fusion
+                      and torch.compiler.is_compiling())
         for w, b in zip(weights[:-1], biases[:-1]):
             z = _affine(h, w, b)  # as the recorded path computes it: the same values, bit for bit
             if activation in _OUTPUT_BACKWARD:
                 h = _ACTIVATIONS_INPLACE[activation](z)
                 saved.append(h)
+            elif derivative:
+                s = torch.sigmoid(z)
+                h = z * s
+                saved.append(s * (1 + z * (1 - s)))
             else:
                 h = _ACTIVATIONS[activation](z)
                 saved.append(z)
-        ctx.activation = activation
+        ctx.activation, ctx.saved_derivative = activation, derivative
         ctx.save_for_backward(x, *params, *saved)
         return _affine(h, weights[-1], biases[-1])
 
@@ -282,7 +293,7 @@ class _FrozenMLP(torch.autograd.Function):
                 out = _frozen_group_reference(ctx.activation, x, params)
                 (gx,) = torch.autograd.grad(out, x, grad, create_graph=True)
             return (None, gx, *none[1:])
-        act_backward = _FROZEN_BACKWARD[ctx.activation]
+        act_backward = torch.mul if ctx.saved_derivative else _FROZEN_BACKWARD[ctx.activation]
         w_out = weights[-1]  # [M, H, 1]
         members, rows = w_out.shape[0], x.shape[-2]
         t = act_backward(w_out.transpose(1, 2).expand(members, rows, w_out.shape[1]), saved[-1])
