@@ -61,6 +61,17 @@ def test_compiled_fusion_compiled_critics_match_eager_both_ways():
     assert float(rows[0][4]) < 1e-4 and float(rows[0][5]) < 1e-4, out
 
 
+def test_compiled_step_times_every_variant():
+    out = run_script("compiled_step.py", "--algos", "sac-lag", "--sizes", "builtin",
+                     "--repeats", "1")
+    (row,) = table_rows(out, "sac-lag@builtin ")
+    cells = re.findall(r"([\d.]+) \(([\d.]+)x\)", " ".join(row))
+    assert len(cells) == 5 and cells[0][1] == "1.00", out  # eager, then four compiled ways
+    assert all(float(ms) > 0 for ms, _ in cells), out
+    assert re.search(r"sac-lag@builtin: one graph [\d.]+x the split step, C\+\+ wrapper "
+                     r"[\d.]+x the Python wrapper", out), out
+
+
 @pytest.mark.skipif(not gemm.onednn_available(), reason="this torch build has no oneDNN")
 def test_gemm_backends_prints_both_backends():
     out = run_script("gemm_backends.py", "--algos", "algd-vesde", "--sizes", "builtin",
@@ -84,6 +95,7 @@ def test_update_cost_has_a_row_per_algorithm():
     ("gemm_backends.py", ["--sizes", "huge"], "unknown size preset(s) ['huge']"),
     ("frozen_critics.py", ["--repeats", "0"], "--repeats must be >= 1"),
     ("compiled_fusion.py", ["--threads", "0"], "--threads must be >= 1"),
+    ("compiled_step.py", ["--algos", "sac-lag,nope"], "unknown algorithm 'nope'"),
 ])
 def test_bad_options_fail_at_once_with_one_line(script, args, message):
     """A typo ends the script before anything is built, with a usage error and status 2."""

@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-import logging
 from dataclasses import dataclass
 from typing import Literal
 
@@ -42,6 +41,7 @@ from algd.diffusion.score_target import mc_score_target
 from algd.lagrangian.energy import EnergyKind, energy, ucb_cost
 from algd.lagrangian.multiplier import Multiplier, MultiplierRule, make_multiplier
 from algd.nets.critics import CriticBank
+from algd.nets.optim import adam_step, set_grads
 
 
 @documented
@@ -151,10 +151,6 @@ class ALGDConfig:
             raise ConfigError("the log-adam multiplier needs lambda_init > 0")
 
 
-def _drop_profiler_note(record: logging.LogRecord) -> bool:
-    return not record.getMessage().startswith("Profiler record function")
-
-
 class ALGD(Agent):
     """ALGD agent (both diffusion variants; with ``energy="lagrangian"`` it is the LGD ablation)."""
 
@@ -187,7 +183,6 @@ class ALGD(Agent):
         }
         self._policy_params = list(self.policy.parameters())
         self.cost_mask_terminal = env.cost_mask_terminal
-        self._policy_compile_mode: str | None = None  #: set by compile_modules on a CPU
 
     @property
     def update_period(self) -> int:
@@ -195,48 +190,6 @@ class ALGD(Agent):
 
     def compile_targets(self) -> list[torch.nn.Module]:
         return [self.critic, self.critic_target]  # the critic bank holds ~90% of the FLOPs
-
-    def compile_modules(self, mode: str = "default") -> None:
-        """Compile the critics and, on a CPU, the whole policy step (chain, energy, score target,
-        Adam) and the dual step's cost evaluation, where eager mode's per-op overhead dominates
-        at small sizes.
-
-        The policy step is compiled once its optimiser has state, i.e. after the first update.
-        Measured at built-in sizes (torch 2.13, 1 thread): the update ~20 % faster; compiled
-        before the first update, or first called under a ``TorchDispatchMode``, it ran no faster
-        than eager. It calls ``torch.autograd.grad``, which dynamo traces only with
-        ``trace_autograd_ops``; inductor draws random numbers as eager mode does
-        (``fallback_random``), so compiled and eager updates agree within float tolerance. Shapes
-        are static (one graph per batch size) and the recompile limit is raised so that several
-        agents in one process (``algd bench``) each get their own graphs. These are process-wide
-        torch settings, made only here.
-        """
-        super().compile_modules(mode)
-        if self.device.type == "cpu":  # CUDA devices replay the whole update as CUDA graphs
-            self._policy_compile_mode = mode
-            if self.optimizers["policy"].state:
-                self._compile_policy_step()
-
-    def _compile_policy_step(self) -> None:
-        import torch._dynamo
-        import torch._inductor.config
-
-        if hasattr(torch._dynamo.config, "trace_autograd_ops"):
-            torch._dynamo.config.trace_autograd_ops = True
-        for limit in ("recompile_limit", "cache_size_limit"):
-            if hasattr(torch._dynamo.config, limit):
-                setattr(torch._dynamo.config, limit, max(64, getattr(torch._dynamo.config, limit)))
-        torch._inductor.config.fallback_random = True
-        # Adam.step's profiler label cannot be traced; dynamo drops it and says so once per
-        # process, a warning about torch internals that tells the user nothing
-        logging.getLogger("torch._dynamo.variables.ctx_manager").addFilter(_drop_profiler_note)
-        self.update_policy = torch.compile(  # type: ignore[method-assign]
-            self.update_policy, mode=self._policy_compile_mode, dynamic=False)
-        # the dual step's cost-ensemble evaluation too: fused layers, no per-op dispatch
-        self._buffer_cost = torch.compile(  # type: ignore[method-assign]
-            self._buffer_cost, mode=self._policy_compile_mode, dynamic=False)
-        self._policy_compile_mode = None
-
 
     # -- acting ---------------------------------------------------------------------------------
     @torch.no_grad()
@@ -268,14 +221,18 @@ class ALGD(Agent):
     # -- one gradient update --------------------------------------------------------------------
     def update(self, batch: Batch) -> dict[str, Tensor]:
         """Critics → policy → multiplier → targets, in the reference's order (spec §3.4)."""
-        diag = self.update_critics(batch)
-        diag |= self.update_policy(batch)
-        diag |= self.update_multiplier(batch)
+        diag = self.gradient_step(batch)
         if self.num_updates % self.cfg.target_update_every == 0:
             polyak_update(self.critic_target, self.critic, self.cfg.tau)
         self.num_updates += 1
-        if self._policy_compile_mode is not None:  # compile_modules deferred it to now
-            self._compile_policy_step()
+        self.compile_step_when_ready()
+        return diag
+
+    def gradient_step(self, batch: Batch) -> dict[str, Tensor]:
+        """Steps 1–3: critics, policy, multiplier (one graph when compiled on a CPU)."""
+        diag = self.update_critics(batch)
+        diag |= self.update_policy(batch)
+        diag |= self.update_multiplier(batch)
         return diag
 
     def update_critics(self, batch: Batch) -> dict[str, Tensor]:
@@ -293,9 +250,8 @@ class ALGD(Agent):
         of the policy."""
         grads, diag = self.policy_gradients(batch)
         # gradients for the policy only: critics' .grad stay untouched (VE leaves eps_head unused)
-        for p, g in zip(self._policy_params, grads):
-            p.grad = g
-        self.optimizers["policy"].step()
+        set_grads(self._policy_params, grads)
+        adam_step(self.optimizers["policy"])
         return diag
 
     def policy_gradients(self, batch: Batch) -> tuple[tuple[Tensor | None, ...], dict[str, Tensor]]:
@@ -303,8 +259,8 @@ class ALGD(Agent):
         in the policy's parameters; returns the gradients and detached diagnostics.
 
         Nothing that still records a graph leaves this function, so ``torch.compile`` traces it,
-        the score target's ``requires_grad_`` included, as one graph (anything carrying autograd
-        state from there to the optimiser's graph break would split it at the score target)."""
+        the score target's ``requires_grad_`` included, into the update's one graph (anything
+        carrying autograd state out of it would split the graph at the score target)."""
         cfg, obs = self.cfg, batch.obs
         lam = self.multiplier.value  # a constant for the policy
         chain = self.policy.sample(obs, record=True)
@@ -324,14 +280,10 @@ class ALGD(Agent):
         grads = torch.autograd.grad(loss, self._policy_params, allow_unused=True)
         return grads, {"actor_loss": actor_loss.detach(), "score_loss": score_loss.detach()}
 
-    def _buffer_cost(self, obs: Tensor, act: Tensor) -> Tensor:
-        """Q̄c = mean + k·std of the cost ensemble at the replay pairs, ``[B]`` (spec §3.3)."""
-        return ucb_cost(self.critic.cost(obs, act), self.cfg.ucb_k)
-
     def update_multiplier(self, batch: Batch) -> dict[str, Tensor]:
         """3. Dual step on the conservative cost of the replay actions (spec §4.1)."""
-        with torch.no_grad():
-            qc_buffer = self._buffer_cost(batch.obs, batch.act)
+        with torch.no_grad():  # Q̄c = mean + k·std of the cost ensemble at the replay pairs
+            qc_buffer = ucb_cost(self.critic.cost(batch.obs, batch.act), self.cfg.ucb_k)
         self.multiplier.update(qc_buffer.mean(), self.h)
         return {"qc_ucb": qc_buffer.mean(),
                 "violation": (qc_buffer - self.h).clamp_min(0.0).mean()}

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import logging
 from abc import ABC, abstractmethod
+from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Iterator
 
 import numpy as np
 import torch
@@ -14,7 +16,23 @@ from algd.buffers.replay import Batch
 from algd.nets.optim import adam, load_optimizer_state
 
 __all__ = ["Agent", "EnvInfo", "NonFiniteObservation", "adam", "check_finite_observation",
-           "polyak_update"]
+           "cpp_wrapper", "polyak_update"]
+
+_cpp_wrapper = True
+
+
+@contextmanager
+def cpp_wrapper(enabled: bool) -> Iterator[None]:
+    """Whether a gradient step compiled inside the block (:meth:`Agent.compile_step_when_ready`)
+    gets inductor's C++ wrapper (on by default): the code that calls the graph's ~150 kernels and
+    GEMMs is compiled C++ instead of Python, at the price of a longer first compilation. For
+    same-run A/B measurements (``bench/compiled_step.py``)."""
+    global _cpp_wrapper
+    previous, _cpp_wrapper = _cpp_wrapper, enabled
+    try:
+        yield
+    finally:
+        _cpp_wrapper = previous
 
 
 class NonFiniteObservation(ValueError):
@@ -54,7 +72,9 @@ class Agent(nn.Module, ABC):
     Subclasses build their networks in ``__init__``, register their optimisers in
     ``self.optimizers`` (saved with the agent's ``state_dict``) and implement ``act`` and
     ``update``. ``update`` returns *device tensors* (never Python numbers), so the loop decides
-    when to synchronise with the device.
+    when to synchronise with the device. An ``update`` made of :meth:`gradient_step` and a
+    periodic branch (target networks) gets, on a CPU, the gradient step compiled as one graph by
+    :meth:`compile_modules`.
     """
 
     #: names of the scalars ``update`` returns, in the order of the metrics.csv columns; every
@@ -67,6 +87,7 @@ class Agent(nn.Module, ABC):
         self.device = device
         self.optimizers: dict[str, torch.optim.Optimizer] = {}
         self.num_updates = 0
+        self._step_compile_mode: str | None = None  #: set by compile_modules on a CPU
 
     @abstractmethod
     def act(self, obs: Tensor, deterministic: bool = False) -> Tensor:
@@ -100,7 +121,20 @@ class Agent(nn.Module, ABC):
 
     @abstractmethod
     def update(self, batch: Batch) -> dict[str, Tensor]:
-        """One gradient update on ``batch``; returns detached scalar diagnostics."""
+        """One gradient update on ``batch``; returns detached scalar diagnostics.
+
+        An implementation built on :meth:`gradient_step` calls :meth:`compile_step_when_ready`
+        at its end."""
+
+    def gradient_step(self, batch: Batch) -> dict[str, Tensor]:
+        """Every optimiser step of one update, in order, without the update's periodic branch
+        (target networks) or its counter: the part :meth:`compile_modules` compiles as one graph.
+
+        Written for ``torch.compile`` to trace whole: gradients by ``torch.autograd.grad`` and
+        optimiser steps by :func:`algd.nets.optim.adam_step` (``backward()`` and
+        ``Optimizer.step()`` would split the graph), nothing read back to the host."""
+        raise NotImplementedError(f"{type(self).__name__} does not split its update into a "
+                                  "gradient step")
 
     @property
     @abstractmethod
@@ -119,9 +153,48 @@ class Agent(nn.Module, ABC):
         return []
 
     def compile_modules(self, mode: str = "default") -> None:
-        """Compile :meth:`compile_targets` in place (state_dict keys are unchanged)."""
+        """Compile :meth:`compile_targets` in place (state_dict keys are unchanged) and, on a CPU,
+        the whole :meth:`gradient_step` (critics, actor, multipliers and their Adam steps) as one
+        graph, where eager mode's per-op overhead and the optimisers' graph breaks cost most.
+
+        The gradient step is compiled once every optimiser has state, i.e. after the first update
+        (:meth:`compile_step_when_ready`): compiled before it, or first called under a
+        ``TorchDispatchMode``, it ran no faster than eager (torch 2.13). ``torch.autograd.grad``
+        is traced with dynamo's ``trace_autograd_ops``; inductor draws random numbers as eager
+        mode does (``fallback_random``), so compiled and eager updates agree within float
+        tolerance, and calls the graph's kernels from a C++ wrapper (:func:`cpp_wrapper`). Shapes
+        are static (one graph per batch size) and the recompile limit is raised so that several
+        agents in one process (``algd bench``) each get their own graphs; these two are
+        process-wide dynamo settings, made only here. CUDA devices replay the whole update as
+        CUDA graphs instead (``algd/train/cuda_graph.py``): there only the modules are compiled.
+        """
         for module in self.compile_targets():
             module.compile(mode=mode)
+        if self.device.type == "cpu" and type(self).gradient_step is not Agent.gradient_step:
+            self._step_compile_mode = mode
+            self.compile_step_when_ready()
+
+    def compile_step_when_ready(self) -> None:
+        """Compile :meth:`gradient_step` now if :meth:`compile_modules` asked for it and an
+        update has run (its optimisers have state); :meth:`update` calls this at its end."""
+        if self._step_compile_mode is None or self.num_updates == 0:
+            return
+        import torch._dynamo
+        import torch._inductor.config
+
+        if hasattr(torch._dynamo.config, "trace_autograd_ops"):
+            torch._dynamo.config.trace_autograd_ops = True
+        for limit in ("recompile_limit", "cache_size_limit"):
+            if hasattr(torch._dynamo.config, limit):
+                setattr(torch._dynamo.config, limit, max(64, getattr(torch._dynamo.config, limit)))
+        # Adam.step's profiler label cannot be traced; dynamo drops it and says so once per
+        # process, a warning about torch internals that tells the user nothing
+        logging.getLogger("torch._dynamo.variables.ctx_manager").addFilter(_drop_profiler_note)
+        options = {**torch._inductor.list_mode_options(self._step_compile_mode),
+                   "fallback_random": True, "cpp_wrapper": _cpp_wrapper}
+        self.gradient_step = torch.compile(  # type: ignore[method-assign]
+            self.gradient_step, options=options, dynamic=False)
+        self._step_compile_mode = None
 
     def act_np(self, obs: np.ndarray, deterministic: bool = False) -> np.ndarray:
         """``act`` for numpy observations: one observation ``[S]`` gives one action ``[A]``, a
@@ -152,6 +225,10 @@ class Agent(nn.Module, ABC):
         for k, o in self.optimizers.items():
             load_optimizer_state(o, state["optimizers"][k])
         self.num_updates = int(state["num_updates"])
+
+
+def _drop_profiler_note(record: logging.LogRecord) -> bool:
+    return not record.getMessage().startswith("Profiler record function")
 
 
 def polyak_update(target: nn.Module, online: nn.Module, tau: float) -> None:

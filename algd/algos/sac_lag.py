@@ -53,6 +53,7 @@ from algd.lagrangian.multiplier import (
 )
 from algd.lagrangian.rectification import al_cost_weight
 from algd.nets.critics import CriticBank
+from algd.nets.optim import adam_step, set_grads
 from algd.nets.tanh_gaussian import TanhGaussianActor
 
 
@@ -170,11 +171,17 @@ class SACLag(Agent):
     # -- one gradient update --------------------------------------------------------------------
     def update(self, batch: Batch) -> dict[str, Tensor]:
         """Critics → actor → temperature → multiplier → targets (the reference's order)."""
-        diag = self.update_critics(batch)
-        diag |= self.update_actor(batch)  # also steps α and λ, which need the actor's batch
+        diag = self.gradient_step(batch)
         if self.num_updates % self.cfg.target_update_every == 0:
             polyak_update(self.critic_target, self.critic, self.cfg.tau)
         self.num_updates += 1
+        self.compile_step_when_ready()
+        return diag
+
+    def gradient_step(self, batch: Batch) -> dict[str, Tensor]:
+        """Critics, then the actor with α and λ (one graph when compiled on a CPU)."""
+        diag = self.update_critics(batch)
+        diag |= self.update_actor(batch)  # also steps α and λ, which need the actor's batch
         return diag
 
     def update_critics(self, batch: Batch) -> dict[str, Tensor]:
@@ -199,16 +206,16 @@ class SACLag(Agent):
         q, qc = self.critic(obs, action, frozen=True)  # gradients to the action only
         actor_loss = (alpha * log_prob - q.min(0).values
                       + weight * ucb_cost(qc, cfg.ucb_k)).mean()
-        # gradients for the actor only: the critics' .grad stay untouched
-        grads = torch.autograd.grad(actor_loss, self._actor_params)
-        for p, g in zip(self._actor_params, grads):
-            p.grad = g
-        self.optimizers["actor"].step()
+        log_prob_mean = log_prob.detach().mean()
+        diag = {"actor_loss": actor_loss.detach(), "alpha": alpha, "entropy": -log_prob_mean,
+                "cost_weight": weight, "qc_ucb": qc_buffer.mean(),
+                "violation": (qc_buffer - self.h).clamp_min(0.0).mean()}
+        # gradients for the actor only: the critics' .grad stay untouched (nothing that records
+        # a graph outlives autograd.grad, so a compiled update traces it without a break)
+        set_grads(self._actor_params, torch.autograd.grad(actor_loss, self._actor_params))
+        adam_step(self.optimizers["actor"])
 
         # α: multiplier of E[log π] ≤ −H̄ (entropy ≥ H̄); loss α · mean(−log π − H̄)
-        self.temperature.update(log_prob.detach().mean(), -self.target_entropy)
+        self.temperature.update(log_prob_mean, -self.target_entropy)
         self.multiplier.update(qc_buffer.mean(), self.h)
-        return {"actor_loss": actor_loss.detach(), "alpha": alpha,
-                "entropy": -log_prob.detach().mean(), "cost_weight": weight,
-                "qc_ucb": qc_buffer.mean(),
-                "violation": (qc_buffer - self.h).clamp_min(0.0).mean()}
+        return diag

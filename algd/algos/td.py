@@ -17,6 +17,7 @@ from torch import Tensor
 
 from algd.buffers.replay import Batch
 from algd.nets.critics import CriticBank
+from algd.nets.optim import adam_step, set_grads
 
 
 def critic_td_step(
@@ -54,8 +55,10 @@ def critic_td_step(
     q, qc = critic(batch.obs, batch.act)
     reward_loss = (q - y_r).square().mean(1).sum()
     cost_loss = (qc - y_c).square().mean()
-    optimizer.zero_grad(set_to_none=True)
-    (reward_loss + cost_loss).backward()
-    optimizer.step()
-    return {"critic_loss": reward_loss.detach(), "cost_critic_loss": cost_loss.detach(),
+    diag = {"critic_loss": reward_loss.detach(), "cost_critic_loss": cost_loss.detach(),
             "q": q.detach().mean()}
+    # autograd.grad, not backward(): torch.compile traces it (one graph for a compiled update)
+    params = [p for group in optimizer.param_groups for p in group["params"]]
+    set_grads(params, torch.autograd.grad(reward_loss + cost_loss, params, allow_unused=True))
+    adam_step(optimizer)
+    return diag

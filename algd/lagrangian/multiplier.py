@@ -21,7 +21,7 @@ from typing import Literal
 import torch
 from torch import Tensor, nn
 
-from algd.nets.optim import load_optimizer_state
+from algd.nets.optim import adam_step, load_optimizer_state, set_grads
 
 MultiplierRule = Literal["log-adam", "projected"]
 
@@ -71,10 +71,10 @@ class LogMultiplier(Multiplier):
         """One dual step from the batch-mean conservative cost ``cost_estimate`` (0-dim)."""
         lam = self.log_lam.exp()
         loss = lam * (threshold - cost_estimate.detach())
-        self.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        self.optimizer.step()
-        return loss.detach()
+        diag = loss.detach()
+        set_grads([self.log_lam], torch.autograd.grad(loss, [self.log_lam]))  # traceable
+        adam_step(self.optimizer)
+        return diag
 
 
 class ProjectedMultiplier(Multiplier):
