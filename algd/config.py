@@ -93,8 +93,9 @@ class TrainConfig:
     immune to the slowdown of spinning threads on a busy machine; try 2+ for paper-size networks
     on an otherwise idle machine (`algd bench --threads N` measures it)"""
     compile: Literal["none", "default", "reduce-overhead", "max-autotune"] = "none"
-    """torch.compile the critics and, on a CPU, ALGD's policy step (reduce-overhead = CUDA graphs
-    on GPU); ~30 s of compilation, then ALGD updates ~1.3x faster at the built-in sizes on a
+    """torch.compile the critics and, on a CPU, each update's whole gradient step as one graph
+    (reduce-overhead = CUDA graphs on GPU); ~30 s of compilation (~5 s once inductor's disk cache
+    has it), then ALGD updates ~3x faster at the built-in sizes and ~1.5x at paper sizes on a
     2-core CPU; `algd bench --compile` measures it on your machine"""
     cuda_graph: bool = True
     """on a CUDA device, replay each gradient update as a CUDA graph instead of launching its

@@ -323,3 +323,23 @@ def test_own_task_by_imports_trains_evaluates_and_resumes_in_fresh_processes(tmp
     assert "task 'ImportedDetour'" in res.stderr and "import the module" in res.stderr
     res = algd("train", "--imports", "no_such_module_here", "--steps", "200")
     assert res.returncode == 2 and "cannot import 'no_such_module_here'" in res.stderr
+
+
+@pytest.mark.slow
+def test_compiled_training_run_checkpoints_resumes_and_tracks_the_eager_run(tmp_path):
+    """`algd train --compile default` on a CPU: the gradient step compiles after the first
+    update, the run checkpoints and resumes (compiling again), and its losses and λ after 100
+    updates are the eager run's to float tolerance (compiled updates round differently, not bit
+    for bit; slow: two compilations)."""
+    from algd.train import resume_run
+
+    eager = rows(run(tmp_path, "eager", seed=5, steps=200).run_dir)
+    compiled = run(tmp_path, "compiled", seed=5, steps=200, compile="default")
+    assert hasattr(compiled.agent.gradient_step, "_torchdynamo_orig_callable")
+    got = rows(compiled.run_dir)
+    assert [r["env_steps"] for r in got] == [r["env_steps"] for r in eager] == ["0", "100", "200"]
+    for key in ("critic_loss", "cost_critic_loss", "actor_loss", "lambda"):  # after 100 updates
+        assert float(got[2][key]) == pytest.approx(float(eager[2][key]), rel=1e-3, abs=1e-5)
+    resumed = resume_run(compiled.run_dir, {"steps": 300})
+    assert hasattr(resumed.agent.gradient_step, "_torchdynamo_orig_callable")
+    assert [int(r["env_steps"]) for r in rows(resumed.run_dir)] == [0, 100, 200, 300]
