@@ -263,3 +263,41 @@ def test_interleaved_timing_alternates_the_functions_round_by_round():
                                      torch.device("cpu"), warmup=1, repeats=3, min_block_s=0.0)
     assert log == ["a", "a", "b", "b"] + ["a", "b"] * 3  # warm-up + calibration, then rounds
     assert set(times) == {"a", "b"} and all(t > 0 for t in times.values())
+
+
+def test_cpu_step_options_per_mode():
+    """What a CPU gradient step is compiled with: eager-mode random numbers and the C++ wrapper in
+    every mode, no CUDA graphs, and max-autotune's GEMM choice kept to ATen's (MKL)."""
+    from algd.algos.base import cpp_wrapper, cpu_step_options
+
+    for mode in ("default", "reduce-overhead", "max-autotune"):
+        options = cpu_step_options(mode)
+        assert options["fallback_random"] and options["cpp_wrapper"]
+        assert "triton.cudagraphs" not in options
+    assert cpu_step_options("max-autotune")["max_autotune_gemm_backends"] == "ATEN"
+    assert "max_autotune" not in cpu_step_options("default")
+    with cpp_wrapper(False):
+        assert cpu_step_options("default")["cpp_wrapper"] is False
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("mode", ["reduce-overhead", "max-autotune"])
+def test_every_compile_mode_compiles_and_runs_the_gradient_step_on_a_cpu(mode):
+    """`--compile-mode reduce-overhead` and `max-autotune` on a CPU: the one-graph step compiles
+    and updates (max-autotune's C++ GEMM template failed on it before its GEMMs were kept to
+    ATen's)."""
+    from algd.algos import get_algo
+
+    spec = get_algo("sac-lag")
+    agent = spec.agent_cls(INFO, spec.make_config({"actor_hidden": (16, 16),
+                                                   "critic_hidden": (16, 16)}),
+                           torch.device("cpu"))
+    agent.compile_modules(mode)
+    g = torch.Generator().manual_seed(2)
+    batch = Batch(torch.randn(64, 5, generator=g), torch.rand(64, 2, generator=g),
+                  torch.randn(64, generator=g), torch.rand(64, generator=g),
+                  torch.randn(64, 5, generator=g), torch.zeros(64))
+    for _ in range(3):
+        diag = agent.update(batch)
+    assert hasattr(agent.gradient_step, "_torchdynamo_orig_callable")
+    assert all(torch.isfinite(v).all() for v in diag.values())

@@ -190,10 +190,9 @@ class Agent(nn.Module, ABC):
         # Adam.step's profiler label cannot be traced; dynamo drops it and says so once per
         # process, a warning about torch internals that tells the user nothing
         logging.getLogger("torch._dynamo.variables.ctx_manager").addFilter(_drop_profiler_note)
-        options = {**torch._inductor.list_mode_options(self._step_compile_mode),
-                   "fallback_random": True, "cpp_wrapper": _cpp_wrapper}
         self.gradient_step = torch.compile(  # type: ignore[method-assign]
-            self.gradient_step, options=options, dynamic=False)
+            self.gradient_step, options=cpu_step_options(self._step_compile_mode),
+            dynamic=False)
         self._step_compile_mode = None
 
     def act_np(self, obs: np.ndarray, deterministic: bool = False) -> np.ndarray:
@@ -225,6 +224,23 @@ class Agent(nn.Module, ABC):
         for k, o in self.optimizers.items():
             load_optimizer_state(o, state["optimizers"][k])
         self.num_updates = int(state["num_updates"])
+
+
+def cpu_step_options(mode: str) -> dict[str, Any]:
+    """Inductor's options for a gradient step compiled on a CPU in ``torch.compile`` mode
+    ``mode``: the mode's own, with random numbers drawn as in eager mode (``fallback_random``)
+    and the C++ wrapper (:func:`cpp_wrapper`); without CUDA graphs (``reduce-overhead``,
+    ``max-autotune``), which a CPU has no use for; and with ``max-autotune`` choosing among ATen's
+    GEMMs only: inductor's C++ GEMM template was 1.4-2.7x slower than MKL on every critic product
+    it was tried on, and fails to compile the one-graph step (torch 2.13)."""
+    import torch._inductor
+
+    options = {**torch._inductor.list_mode_options(mode), "fallback_random": True,
+               "cpp_wrapper": _cpp_wrapper}
+    options.pop("triton.cudagraphs", None)
+    if options.get("max_autotune"):
+        options["max_autotune_gemm_backends"] = "ATEN"
+    return options
 
 
 def _drop_profiler_note(record: logging.LogRecord) -> bool:
