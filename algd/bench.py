@@ -570,6 +570,20 @@ def check_bench_options(parser: argparse.ArgumentParser, algos: str | None, size
     return names, size_list
 
 
+def parse_ab_options(parser: argparse.ArgumentParser,
+                     argv: list[str] | None = None) -> tuple[argparse.Namespace,
+                                                             list[str] | None, list[str]]:
+    """Parse and check a ``bench/`` A/B script's options (:func:`add_bench_options`), then set
+    its torch threads and glibc's malloc thresholds as the trainer does. Returns the parsed
+    options, the algorithm names (None: all registered) and the size presets."""
+    args = parser.parse_args(argv)
+    algos, sizes = check_bench_options(parser, args.algos, args.sizes, args.repeats, args.threads)
+    if args.threads is not None:
+        torch.set_num_threads(args.threads)
+    tune_glibc_malloc()
+    return args, algos, sizes
+
+
 def main(argv: list[str] | None = None) -> int:
     from algd.cli import ArgParser  # errors as one line, as every algd command gives them
 

@@ -27,10 +27,10 @@ from typing import Any, Callable
 import torch
 
 from algd.algos.base import cpp_wrapper
-from algd.bench import (add_bench_options, check_bench_options, interleaved_median_times,
+from algd.bench import (add_bench_options, interleaved_median_times, parse_ab_options,
                         prepare_update, switched)
 from algd.nets.optim import traced_adam
-from algd.train.cpu_runtime import flush_denormals, tune_glibc_malloc
+from algd.train.cpu_runtime import flush_denormals
 
 VARIANTS = ("eager", "modules", "split", "one graph, py", "one graph")
 
@@ -57,10 +57,7 @@ def prepare_variant(algo: str, size: str, variant: str) -> Callable[[], Any]:
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     add_bench_options(p, algos="algd-vesde,sac-lag", sizes="paper", threads=1, repeats=7)
-    args = p.parse_args()
-    algos, sizes = check_bench_options(p, args.algos, args.sizes, args.repeats, args.threads)
-    torch.set_num_threads(args.threads)
-    tune_glibc_malloc()
+    args, algos, sizes = parse_ab_options(p)
     with flush_denormals(True):
         fns: dict[str, Callable[[], Any]] = {}
         keys = []

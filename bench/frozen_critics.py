@@ -21,10 +21,10 @@ from typing import Any, Callable
 
 import torch
 
-from algd.bench import (ACT_DIM, OBS_DIM, add_bench_options, check_bench_options,
-                        interleaved_median_times, prepare_update, switched)
+from algd.bench import (ACT_DIM, OBS_DIM, add_bench_options, interleaved_median_times,
+                        parse_ab_options, prepare_update, switched)
 from algd.nets.ensemble import frozen_fast_path
-from algd.train.cpu_runtime import flush_denormals, tune_glibc_malloc
+from algd.train.cpu_runtime import flush_denormals
 
 
 def gradient_difference(critic: Any, rows: int) -> float:
@@ -45,10 +45,7 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     add_bench_options(p, algos="algd-vesde,algd-ddpm,sac-lag", sizes="paper", threads=1, repeats=7)
     p.add_argument("--compile", action="store_true", help="also time compiled updates")
-    args = p.parse_args()
-    algos, sizes = check_bench_options(p, args.algos, args.sizes, args.repeats, args.threads)
-    torch.set_num_threads(args.threads)
-    tune_glibc_malloc()
+    args, algos, sizes = parse_ab_options(p)
     device = torch.device("cpu")
     with flush_denormals(True):
         fns: dict[str, Callable[[], Any]] = {}

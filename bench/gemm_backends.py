@@ -16,10 +16,10 @@ from typing import Any, Callable
 
 import torch
 
-from algd.bench import (add_bench_options, check_bench_options, interleaved_median_times,
+from algd.bench import (add_bench_options, interleaved_median_times, parse_ab_options,
                         peak_matmul, prepare_update)
 from algd.nets import gemm
-from algd.train.cpu_runtime import flush_denormals, tune_glibc_malloc
+from algd.train.cpu_runtime import flush_denormals
 
 
 def on_backend(name: str, fn: Callable[[], Any]) -> Callable[[], Any]:
@@ -32,12 +32,9 @@ def on_backend(name: str, fn: Callable[[], Any]) -> Callable[[], Any]:
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     add_bench_options(p, algos="algd-vesde,algd-ddpm,cal,sac-lag", sizes="paper", threads=1, repeats=5)
-    args = p.parse_args()
-    algos, sizes = check_bench_options(p, args.algos, args.sizes, args.repeats, args.threads)
+    args, algos, sizes = parse_ab_options(p)
     if not gemm.onednn_available():
         raise SystemExit("this torch build has no oneDNN: nothing to compare")
-    torch.set_num_threads(args.threads)
-    tune_glibc_malloc()
     device = torch.device("cpu")
     backends = ("torch", "onednn")
     with flush_denormals(True):

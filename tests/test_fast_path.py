@@ -118,6 +118,27 @@ def test_flop_counter_counts_matmuls_exactly():
     assert count_flops(lambda: torch.bmm(x, w)) == 2 * 3 * 5 * 7 * 2
 
 
+def replay_batch(obs=None, act=None):
+    """A fixed 64-row batch for the tiny agents (``obs``/``act`` given or drawn)."""
+    g = torch.Generator().manual_seed(2)
+    obs = torch.randn(64, 5, generator=g) if obs is None else obs
+    act = torch.rand(64, 2, generator=g) if act is None else act
+    return Batch(obs, act, torch.randn(64, generator=g), torch.rand(64, generator=g),
+                 torch.randn(64, 5, generator=g), torch.zeros(64))
+
+
+def assert_updates_agree(agent, compiled, batch, steps=3):
+    """``steps`` updates of an eager agent and its compiled copy from the same random draws give
+    the same diagnostics within float tolerance (the copy compiles its step after the first)."""
+    for step in range(steps):
+        torch.manual_seed(4 + step)
+        d1 = agent.update(batch)
+        torch.manual_seed(4 + step)
+        d2 = compiled.update(batch)
+        for k in d1:
+            torch.testing.assert_close(d1[k], d2[k], rtol=1e-4, atol=1e-5)
+
+
 @pytest.mark.slow
 def test_compiled_critics_match_eager():
     """torch.compile path: the critics, and on a CPU the whole gradient step (critics, policy,
@@ -133,16 +154,7 @@ def test_compiled_critics_match_eager():
     obs, act = torch.randn(64, 5), torch.rand(64, 2)
     for a, b in zip(agent.critic(obs, act), compiled.critic(obs, act)):
         torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-5)
-    g = torch.Generator().manual_seed(2)
-    batch = Batch(obs, act, torch.randn(64, generator=g), torch.rand(64, generator=g),
-                  torch.randn(64, 5, generator=g), torch.zeros(64))
-    for step in range(3):  # on a CPU the policy step is compiled after the first update
-        torch.manual_seed(4 + step)
-        d1 = agent.update(batch)
-        torch.manual_seed(4 + step)
-        d2 = compiled.update(batch)
-        for k in d1:
-            torch.testing.assert_close(d1[k], d2[k], rtol=1e-4, atol=1e-5)
+    assert_updates_agree(agent, compiled, replay_batch(obs, act))
     assert hasattr(compiled.gradient_step, "_torchdynamo_orig_callable")  # compiled by now
     assert not counters["graph_break"], "\n".join(counters["graph_break"])
     for p, q in zip(agent.policy.parameters(), compiled.policy.parameters()):
@@ -167,17 +179,7 @@ def test_compiled_gradient_step_matches_eager_for_the_baselines():
     torch._dynamo.reset()
     counters.clear()
     compiled.compile_modules("default")
-    g = torch.Generator().manual_seed(2)
-    batch = Batch(torch.randn(64, 5, generator=g), torch.rand(64, 2, generator=g),
-                  torch.randn(64, generator=g), torch.rand(64, generator=g),
-                  torch.randn(64, 5, generator=g), torch.zeros(64))
-    for step in range(3):
-        torch.manual_seed(4 + step)
-        d1 = agent.update(batch)
-        torch.manual_seed(4 + step)
-        d2 = compiled.update(batch)
-        for k in d1:
-            torch.testing.assert_close(d1[k], d2[k], rtol=1e-4, atol=1e-5)
+    assert_updates_agree(agent, compiled, replay_batch())
     assert hasattr(compiled.gradient_step, "_torchdynamo_orig_callable")
     assert not counters["graph_break"], "\n".join(counters["graph_break"])
     for p, q in zip(agent.parameters(), compiled.parameters()):
@@ -293,10 +295,7 @@ def test_every_compile_mode_compiles_and_runs_the_gradient_step_on_a_cpu(mode):
                                                    "critic_hidden": (16, 16)}),
                            torch.device("cpu"))
     agent.compile_modules(mode)
-    g = torch.Generator().manual_seed(2)
-    batch = Batch(torch.randn(64, 5, generator=g), torch.rand(64, 2, generator=g),
-                  torch.randn(64, generator=g), torch.rand(64, generator=g),
-                  torch.randn(64, 5, generator=g), torch.zeros(64))
+    batch = replay_batch()
     for _ in range(3):
         diag = agent.update(batch)
     assert hasattr(agent.gradient_step, "_torchdynamo_orig_callable")
