@@ -180,7 +180,6 @@ class Agent(nn.Module, ABC):
         if self._step_compile_mode is None or self.num_updates == 0:
             return
         import torch._dynamo
-        import torch._inductor.config
 
         if hasattr(torch._dynamo.config, "trace_autograd_ops"):
             torch._dynamo.config.trace_autograd_ops = True

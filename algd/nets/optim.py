@@ -57,15 +57,13 @@ def adam_step(optimizer: torch.optim.Optimizer) -> None:
             and type(optimizer) is torch.optim.Adam):
         optimizer.step()
         return
-    for group in optimizer.param_groups:
-        params = [p for p in group["params"] if p.grad is not None]
-        states = [optimizer.state[p] for p in params]
-        if any("step" not in s for s in states):  # lazily initialised by the first step
-            optimizer.step()
-            return
+    groups = [(group, [p for p in group["params"] if p.grad is not None])
+              for group in optimizer.param_groups]
+    if any("step" not in optimizer.state[p] for _, params in groups for p in params):
+        optimizer.step()  # the first step initialises the state lazily
+        return
     with torch.no_grad():  # as Adam.step: the in-place updates are not recorded
-        for group in optimizer.param_groups:
-            params = [p for p in group["params"] if p.grad is not None]
+        for group, params in groups:
             states = [optimizer.state[p] for p in params]
             extra = {"decoupled_weight_decay": group.get("decoupled_weight_decay", False)}
             _functional_adam(
