@@ -92,11 +92,13 @@ class TrainConfig:
     """CPU threads for torch (none: torch's default). One is fastest for the built-in sizes and
     immune to the slowdown of spinning threads on a busy machine; try 2+ for paper-size networks
     on an otherwise idle machine (`algd bench --threads N` measures it)"""
-    compile: Literal["none", "default", "reduce-overhead", "max-autotune"] = "none"
+    compile: Literal["auto", "none", "default", "reduce-overhead", "max-autotune"] = "auto"
     """torch.compile the critics and, on a CPU, each update's whole gradient step as one graph
     (reduce-overhead = CUDA graphs on GPU); ~30 s of compilation (~5 s once inductor's disk cache
     has it), then ALGD updates ~3x faster at the built-in sizes and ~1.5x at paper sizes on a
-    2-core CPU; `algd bench --compile` measures it on your machine"""
+    2-core CPU; `algd bench --compile` measures it on your machine. auto: default on a CPU for
+    runs of 20,000 updates or more where torch.compile works, none otherwise (on CUDA the
+    update replays as CUDA graphs instead)"""
     cuda_graph: bool = True
     """on a CUDA device, replay each gradient update as a CUDA graph instead of launching its
     hundreds of small kernels one by one: same numbers, ~6x faster updates on an H200 (ignored on

@@ -72,6 +72,7 @@ from algd.train.checkpoint import (
     registered_parts,
     stopped_before_first_checkpoint,
 )
+from algd.train.auto_compile import AUTO_COMPILE_MIN_UPDATES, planned_updates, resolve_compile
 from algd.train.cpu_runtime import flush_denormals, tune_glibc_malloc
 from algd.train.cuda_graph import GraphedUpdate
 from algd.train.evaluate import EvalResult, eval_env_count, evaluate
@@ -147,11 +148,14 @@ class Trainer:
         self.eval_env = self.task.make(eval_env_count(cfg.eval_episodes), gamma)
         self.env_info = env_info_for(self.env, self.task, self.threshold)
         self.agent: Agent = self.algo.agent_cls(self.env_info, algo_cfg, self.device)
-        if cfg.compile != "none":
-            self.agent.compile_modules(cfg.compile)
+        #: the torch.compile mode in use (``--compile auto`` resolved) and why
+        self.compile_mode, self._compile_reason = resolve_compile(cfg, self.device)
+        if self.compile_mode != "none":
+            self.agent.compile_modules(self.compile_mode)
         # CUDA graphs: decided once; built at the first update, after any resume has loaded the
         # optimiser state
-        self._use_graphs = cfg.cuda_graph and self.device.type == "cuda" and cfg.compile == "none"
+        self._use_graphs = (cfg.cuda_graph and self.device.type == "cuda"
+                            and self.compile_mode == "none")
         self._graphed: GraphedUpdate | None = None
         self.buffer = ReplayBuffer(cfg.buffer_size, self.env.obs_dim, self.env.act_dim,
                                    self.device, seed=self.seeds.buffer)
@@ -216,6 +220,7 @@ class Trainer:
                   file=sys.stderr)
         self._write_config()
         self._open_logger()
+        self._say_compile()
         self._obs = self.env.reset(seed=self.seeds.env)
         if self.cfg.progress:  # before the bar exists; tens of seconds on the navigation tasks
             n = self.cfg.eval_episodes
@@ -288,10 +293,22 @@ class Trainer:
                   if done < self.cfg.steps else
                   f"{self.run_dir} is complete at {done} environment steps: writing its summary "
                   "again (pass --steps N to extend it)", file=sys.stderr, flush=True)
+        self._say_compile()
         if self.env_steps >= self.cfg.steps:  # nothing left to do: just finish the files
             self.logger.close()
             return self._finish()
         return self._loop()
+
+    def _say_compile(self) -> None:
+        """What ``--compile auto`` decided, where it is news: it compiles (a pause of ~30 s at
+        the second update) or could not (torch.compile fails here). Short runs, which stay
+        eager, say nothing."""
+        if self.cfg.compile != "auto" or self.device.type != "cpu":
+            return
+        if self.compile_mode == "none" and planned_updates(self.cfg) < AUTO_COMPILE_MIN_UPDATES:
+            return
+        if self.compile_mode == "none" or self.cfg.progress:
+            print(f"note: {self._compile_reason}", file=sys.stderr, flush=True)
 
     def _loop(self) -> RunResult:
         with flush_denormals(self.device.type == "cpu"):  # ~5 % on a CPU update; restored after
@@ -679,6 +696,7 @@ class Trainer:
                 "protocol": self.task.protocol,
             },
             "device": str(self.device),
+            "compile": self.compile_mode,  # what --compile (auto included) came to
             # the CPU GEMM the critics' products ran on (measured per process, algd.nets.gemm)
             "gemm": gemm.gemm_backend() if self.device.type == "cpu" else "torch",
             "torch_version": str(torch.__version__),
