@@ -326,16 +326,19 @@ def test_own_task_by_imports_trains_evaluates_and_resumes_in_fresh_processes(tmp
 
 
 @pytest.mark.slow
-def test_compiled_training_run_checkpoints_resumes_and_tracks_the_eager_run(tmp_path):
+def test_compiled_training_run_checkpoints_resumes_and_tracks_the_eager_run(tmp_path, capsys):
     """`algd train --compile default` on a CPU: the gradient step compiles after the first
-    update, the run checkpoints and resumes (compiling again), and its losses and λ after 100
-    updates are the eager run's to float tolerance (compiled updates round differently, not bit
-    for bit; slow: two compilations)."""
+    update (the progress bar says so meanwhile), the run checkpoints and resumes (compiling
+    again), and its losses and λ after 100 updates are the eager run's to float tolerance
+    (compiled updates round differently, not bit for bit; slow: two compilations)."""
     from algd.train import resume_run
 
     eager = rows(run(tmp_path, "eager", seed=5, steps=200).run_dir)
-    compiled = run(tmp_path, "compiled", seed=5, steps=200, compile="default")
+    capsys.readouterr()
+    compiled = run(tmp_path, "compiled", seed=5, steps=200, compile="default", progress=True)
+    assert "compiling the update" in capsys.readouterr().err
     assert hasattr(compiled.agent.gradient_step, "_torchdynamo_orig_callable")
+    assert json.loads((compiled.run_dir / "config.json").read_text())["compile"] == "default"
     got = rows(compiled.run_dir)
     assert [r["env_steps"] for r in got] == [r["env_steps"] for r in eager] == ["0", "100", "200"]
     for key in ("critic_loss", "cost_critic_loss", "actor_loss", "lambda"):  # after 100 updates

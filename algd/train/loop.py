@@ -156,6 +156,9 @@ class Trainer:
         # optimiser state
         self._use_graphs = (cfg.cuda_graph and self.device.type == "cuda"
                             and self.compile_mode == "none")
+        # on a CPU the gradient step compiles at its first call after the first update: the
+        # progress bar says so while it does (tens of seconds)
+        self._compile_pending = self.compile_mode != "none" and self.device.type == "cpu"
         self._graphed: GraphedUpdate | None = None
         self.buffer = ReplayBuffer(cfg.buffer_size, self.env.obs_dim, self.env.act_dim,
                                    self.device, seed=self.seeds.buffer)
@@ -331,6 +334,10 @@ class Trainer:
                 self._obs = self._collect(self._obs)
                 bar.update(self.env.num_envs)
                 if self.env_steps > cfg.warmup_steps:
+                    if self._compile_pending and hasattr(self.agent.gradient_step,
+                                                         "_torchdynamo_orig_callable"):
+                        bar.set_postfix_str("compiling the update (once, up to ~30 s) ...")
+                        self._compile_pending = False
                     self._train()
                 if self.env_steps >= self._next_eval or self.env_steps >= cfg.steps:
                     bar.set_postfix_str(f"evaluating ({cfg.eval_episodes} episodes) ...")
