@@ -296,10 +296,10 @@ class Trainer:
                   if done < self.cfg.steps else
                   f"{self.run_dir} is complete at {done} environment steps: writing its summary "
                   "again (pass --steps N to extend it)", file=sys.stderr, flush=True)
-        self._say_compile()
         if self.env_steps >= self.cfg.steps:  # nothing left to do: just finish the files
             self.logger.close()
             return self._finish()
+        self._say_compile()
         return self._loop()
 
     def _say_compile(self) -> None:
