@@ -90,7 +90,21 @@ def test_update_cost_has_a_row_per_algorithm():
     assert "1.00x algd-vesde" in out, out
 
 
+def test_threads_times_every_case_at_both_counts_in_one_run():
+    out = run_script("threads.py", "--algos", "sac-lag", "--sizes", "builtin", "--repeats", "1",
+                     "--compile")
+    rows = {r[0]: r for r in table_rows(out, "sac-lag@builtin/") + table_rows(out, "peak[")
+            if not r[0].endswith(":")}  # not the "build and warm up" lines
+    assert {"sac-lag@builtin/none", "sac-lag@builtin/default", "peak[torch]"} <= set(rows), out
+    for r in rows.values():  # 1-thread ms, 2-thread ms, their ratio, efficiency at each count
+        one, two = float(r[1]), float(r[2])
+        assert float(r[3].rstrip("x")) == pytest.approx(one / two, rel=0.02), out
+        assert all(0 < float(e.rstrip("%")) <= 100 for e in r[4:6]), out
+    assert "build and warm up at 2 thread(s)" in out  # a compiled agent per thread count
+
+
 @pytest.mark.parametrize("script, args, message", [
+    ("threads.py", ["--threads", "1"], "give 2 or more, not 1"),
     ("frozen_critics.py", ["--algos", "nope"], "unknown algorithm 'nope'"),
     ("gemm_backends.py", ["--sizes", "huge"], "unknown size preset(s) ['huge']"),
     ("frozen_critics.py", ["--repeats", "0"], "--repeats must be >= 1"),
