@@ -34,8 +34,9 @@ def planned_updates(cfg: Any) -> int:
 
 def inductor_compiles() -> tuple[bool, str]:
     """Whether ``torch.compile`` (inductor) can build a CPU kernel in this process, and if not,
-    why (the first line of its error). Tried once per process: a one-line function, ~1-3 s
-    the first time on a machine, less from inductor's cache."""
+    why (the first line of its error). Tried once per process, on a one-line function: ~4 s on
+    a busy 2-core machine with inductor's disk cache warm, ~16 s cold (inductor's start-up and a
+    C++ build), next to the ~30 s that compiling the update then takes."""
     global _probe_result
     if _probe_result is None:
         try:
