@@ -158,7 +158,8 @@ class Trainer:
                             and self.compile_mode == "none")
         # on a CPU the gradient step compiles at its first call after the first update: the
         # progress bar says so while it does (tens of seconds)
-        self._compile_pending = self.compile_mode != "none" and self.device.type == "cpu"
+        self._compile_pending = (self.compile_mode != "none" and self.device.type == "cpu"
+                                 and type(self.agent).gradient_step is not Agent.gradient_step)
         self._graphed: GraphedUpdate | None = None
         self.buffer = ReplayBuffer(cfg.buffer_size, self.env.obs_dim, self.env.act_dim,
                                    self.device, seed=self.seeds.buffer)
