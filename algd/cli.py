@@ -192,6 +192,7 @@ def _resume_args(argv: Sequence[str]) -> tuple[str | None, dict[str, Any]]:
 
 def cmd_train(argv: Sequence[str]) -> int:
     from algd.analysis.plots import format_duration
+    from algd.train.auto_compile import CompileFailed
     from algd.train.loop import NonFiniteError, Trainer, TrainingInterrupted, resume_run
 
     try:
@@ -204,7 +205,7 @@ def cmd_train(argv: Sequence[str]) -> int:
     except TrainingInterrupted as exc:
         print(f"\nalgd: {exc}", file=sys.stderr)
         return 128 + exc.signum
-    except NonFiniteError as exc:
+    except (NonFiniteError, CompileFailed) as exc:
         print(f"\nalgd: error: {exc}", file=sys.stderr)
         return 1
     s = res.summary

@@ -174,6 +174,20 @@ class Agent(nn.Module, ABC):
             self._step_compile_mode = mode
             self.compile_step_when_ready()
 
+    def decompile(self) -> None:
+        """Undo :meth:`compile_modules`: the modules and the gradient step run eagerly again
+        (what ``--compile auto`` falls back to where compiling the update fails)."""
+        for module in self.compile_targets():
+            # nn.Module.compile keeps the compiled call here; None is its eager default
+            module._compiled_call_impl = None
+        self.__dict__.pop("gradient_step", None)  # the compiled step shadows the method
+        self._step_compile_mode = None
+
+    @property
+    def step_compiled(self) -> bool:
+        """Whether :meth:`gradient_step` is compiled (from the update after the first on)."""
+        return "gradient_step" in self.__dict__
+
     def compile_step_when_ready(self) -> None:
         """Compile :meth:`gradient_step` now if :meth:`compile_modules` asked for it and an
         update has run (its optimisers have state); :meth:`update` calls this at its end."""

@@ -7,12 +7,19 @@ inductor's on-disk cache holds the graph). That pays back after a few thousand u
 compiles when a run owes at least :data:`AUTO_COMPILE_MIN_UPDATES`, so the paper presets compile
 and a short run (the README's demo owes 7,000) starts training at once. On CUDA devices ``auto``
 leaves the update to CUDA graphs (``--cuda-graph``, ~6x on an H200), which compiling would switch
-off. Inductor needs a working C++ compiler on a CPU: ``auto`` first compiles a one-line function
-and trains eagerly, with a note, where that fails.
+off.
+
+Compiling can fail where the update first runs compiled: inductor needs a working C++ compiler on
+a CPU, and a kernel of the update's graph may not build. The training loop runs the first
+compiled updates through :func:`update_or_restore`, which puts the agent and torch's random
+state back as they were when ``torch.compile`` raises; ``auto`` then trains eagerly from that
+very update on, with a note, and an explicit ``--compile MODE`` stops with
+:class:`CompileFailed`, which says what to pass instead.
 """
 
 from __future__ import annotations
 
+import copy
 import math
 from typing import Any
 
@@ -23,7 +30,9 @@ import torch
 #: (Xeon, one thread), i.e. paid back ~3-10 times over
 AUTO_COMPILE_MIN_UPDATES = 20_000
 
-_probe_result: tuple[bool, str] | None = None
+
+class CompileFailed(RuntimeError):
+    """``torch.compile`` could not build the update of a run that asked for it by name."""
 
 
 def planned_updates(cfg: Any) -> int:
@@ -32,27 +41,11 @@ def planned_updates(cfg: Any) -> int:
     return math.floor(max(cfg.steps - cfg.warmup_steps, 0) * cfg.utd)
 
 
-def inductor_compiles() -> tuple[bool, str]:
-    """Whether ``torch.compile`` (inductor) can build a CPU kernel in this process, and if not,
-    why (the first line of its error). Tried once per process, on a one-line function: ~4 s on
-    a busy 2-core machine with inductor's disk cache warm, ~16 s cold (inductor's start-up and a
-    C++ build), next to the ~30 s that compiling the update then takes."""
-    global _probe_result
-    if _probe_result is None:
-        try:
-            probe = torch.compile(lambda x: x * 2.0 + 1.0, dynamic=False)
-            ok = bool(torch.equal(probe(torch.zeros(4)), torch.ones(4)))
-            _probe_result = (ok, "" if ok else "a compiled test function gave a wrong value")
-        except Exception as exc:  # noqa: BLE001 - any failure means: do not compile
-            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
-            _probe_result = (False, f"{type(exc).__name__}: {first}")
-    return _probe_result
-
-
 def resolve_compile(cfg: Any, device: torch.device) -> tuple[str, str]:
-    """The ``torch.compile`` mode a run uses and a one-line reason: ``cfg.compile`` itself unless
-    it is ``auto``, which becomes ``default`` on a CPU for a run of at least
-    :data:`AUTO_COMPILE_MIN_UPDATES` updates where inductor compiles, and ``none`` otherwise."""
+    """The ``torch.compile`` mode a run starts with and a one-line reason: ``cfg.compile`` itself
+    unless it is ``auto``, which becomes ``default`` on a CPU for a run of at least
+    :data:`AUTO_COMPILE_MIN_UPDATES` updates, and ``none`` otherwise. (Where compiling then
+    fails, ``auto`` falls back to ``none`` at that update: see the module's text.)"""
     if cfg.compile != "auto":
         return cfg.compile, f"--compile {cfg.compile}"
     if device.type != "cpu":
@@ -61,8 +54,44 @@ def resolve_compile(cfg: Any, device: torch.device) -> tuple[str, str]:
     if updates < AUTO_COMPILE_MIN_UPDATES:
         return "none", (f"--compile auto: {updates:,} updates are too few to pay for ~30 s of "
                         f"compilation (it starts at {AUTO_COMPILE_MIN_UPDATES:,})")
-    ok, why = inductor_compiles()
-    if not ok:
-        return "none", f"--compile auto: torch.compile does not work here ({why}); training eagerly"
     return "default", (f"--compile auto: {updates:,} updates planned, so the update is compiled "
                        "(~30 s at the second update, ~5 s once cached; --compile none to skip)")
+
+
+def compile_errors() -> tuple[type[BaseException], ...]:
+    """The exceptions of ``torch.compile`` failing to build code: dynamo's (inductor's errors
+    arrive wrapped in them) and the C++ build's, should one arrive unwrapped."""
+    import torch._dynamo.exc
+    import torch._inductor.exc
+
+    return (torch._dynamo.exc.TorchDynamoException, torch._inductor.exc.InvalidCxxCompiler,
+            torch._inductor.exc.CppCompileError)
+
+
+def error_line(exc: BaseException) -> str:
+    """``Type: first line of the message`` (at most 200 characters): what a note quotes."""
+    first = (str(exc).strip().splitlines() or [""])[0][:200]
+    return f"{type(exc).__name__}: {first}" if first else type(exc).__name__
+
+
+def update_or_restore(agent: Any, batch: Any) -> tuple[dict[str, torch.Tensor] | None,
+                                                       BaseException | None]:
+    """``agent.update(batch)`` and ``None``; or, where ``torch.compile`` raises inside it,
+    ``None`` and the error, with the agent (parameters, optimiser moments, update counter) and
+    torch's random generators put back as they were before the call, so that the update can be
+    run again eagerly and give what an eager run gives.
+
+    The agent's state is copied at every call: meant for a run's first compiled updates only.
+    """
+    state = copy.deepcopy(agent.state_dict())
+    cpu_rng = torch.get_rng_state()
+    cuda = agent.device.type == "cuda"
+    cuda_rng = torch.cuda.get_rng_state(agent.device) if cuda else None
+    try:
+        return agent.update(batch), None
+    except compile_errors() as exc:
+        agent.load_state_dict(state)
+        torch.set_rng_state(cpu_rng)
+        if cuda_rng is not None:
+            torch.cuda.set_rng_state(cuda_rng, agent.device)
+        return None, exc

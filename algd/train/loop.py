@@ -72,7 +72,12 @@ from algd.train.checkpoint import (
     registered_parts,
     stopped_before_first_checkpoint,
 )
-from algd.train.auto_compile import AUTO_COMPILE_MIN_UPDATES, planned_updates, resolve_compile
+from algd.train.auto_compile import (
+    CompileFailed,
+    error_line,
+    resolve_compile,
+    update_or_restore,
+)
 from algd.train.cpu_runtime import flush_denormals, tune_glibc_malloc
 from algd.train.cuda_graph import GraphedUpdate
 from algd.train.evaluate import EvalResult, eval_env_count, evaluate
@@ -158,8 +163,12 @@ class Trainer:
                             and self.compile_mode == "none")
         # on a CPU the gradient step compiles at its first call after the first update: the
         # progress bar says so while it does (tens of seconds)
-        self._compile_pending = (self.compile_mode != "none" and self.device.type == "cpu"
-                                 and type(self.agent).gradient_step is not Agent.gradient_step)
+        self._step_compiles = (self.compile_mode != "none" and self.device.type == "cpu"
+                               and type(self.agent).gradient_step is not Agent.gradient_step)
+        self._compile_pending = self._step_compiles
+        #: updates run through update_or_restore until compiled code has run once (the step's,
+        #: where it compiles), so that a failing torch.compile costs nothing but a note
+        self._compile_unproven = self.compile_mode != "none"
         self._graphed: GraphedUpdate | None = None
         self.buffer = ReplayBuffer(cfg.buffer_size, self.env.obs_dim, self.env.act_dim,
                                    self.device, seed=self.seeds.buffer)
@@ -304,14 +313,10 @@ class Trainer:
         return self._loop()
 
     def _say_compile(self) -> None:
-        """What ``--compile auto`` decided, where it is news: it compiles (a pause of ~30 s at
-        the second update) or could not (torch.compile fails here). Short runs, which stay
-        eager, say nothing."""
-        if self.cfg.compile != "auto" or self.device.type != "cpu":
-            return
-        if self.compile_mode == "none" and planned_updates(self.cfg) < AUTO_COMPILE_MIN_UPDATES:
-            return
-        if self.compile_mode == "none" or self.cfg.progress:
+        """What ``--compile auto`` decided, where it is news: a run with a progress bar compiles
+        (a pause of ~30 s at the second update). Short runs, which stay eager, say nothing; a
+        fallback to eager says so where it happens (:meth:`_first_compiled_update`)."""
+        if self.cfg.compile == "auto" and self.compile_mode != "none" and self.cfg.progress:
             print(f"note: {self._compile_reason}", file=sys.stderr, flush=True)
 
     def _loop(self) -> RunResult:
@@ -335,8 +340,7 @@ class Trainer:
                 self._obs = self._collect(self._obs)
                 bar.update(self.env.num_envs)
                 if self.env_steps > cfg.warmup_steps:
-                    if self._compile_pending and hasattr(self.agent.gradient_step,
-                                                         "_torchdynamo_orig_callable"):
+                    if self._compile_pending and self.agent.step_compiled:
                         bar.set_postfix_str("compiling the update (once, up to ~30 s) ...")
                         self._compile_pending = False
                     self._train()
@@ -426,12 +430,39 @@ class Trainer:
             self._check_finite()
 
     def _update(self, batch: Batch) -> dict[str, Tensor]:
-        """One gradient update: eager, or replayed as CUDA graphs (``cuda_graph`` on a GPU)."""
+        """One gradient update: eager, compiled, or replayed as CUDA graphs (``cuda_graph`` on a
+        GPU)."""
+        if self._compile_unproven:
+            return self._first_compiled_update(batch)
         if not self._use_graphs:
             return self.agent.update(batch)
         if self._graphed is None:
             self._graphed = GraphedUpdate(self.agent)
         return self._graphed(batch)
+
+    def _first_compiled_update(self, batch: Batch) -> dict[str, Tensor]:
+        """An update made before compiled code has run once: where ``torch.compile`` fails in it,
+        ``--compile auto`` trains eagerly from this update on (the agent is as it was before the
+        failed attempt) and an explicit mode stops with :class:`CompileFailed`."""
+        step_was_compiled = self.agent.step_compiled
+        diag, error = update_or_restore(self.agent, batch)
+        if error is None:
+            assert diag is not None
+            self._compile_unproven = self._step_compiles and not step_was_compiled
+            return diag
+        mode, self._compile_unproven, self._compile_pending = self.compile_mode, False, False
+        if self.cfg.compile != "auto":
+            raise CompileFailed(
+                f"--compile {mode}: torch.compile could not build the update ({error_line(error)})"
+                ". Train with --compile none, or with --compile auto, which trains eagerly where "
+                "compiling fails") from error
+        self.agent.decompile()
+        self.compile_mode = "none"
+        self._compile_reason = (f"--compile auto: torch.compile could not build the update "
+                                f"({error_line(error)}); training eagerly")
+        _note(self._compile_reason)
+        self._write_config()  # config.json records the mode the run uses
+        return self.agent.update(batch)
 
     def _check_finite(self) -> None:
         """Read the finiteness flag (one host sync) and stop the run if anything went NaN/inf."""
@@ -942,6 +973,13 @@ class _NoBar:
     def update(self, n: int) -> None: ...
     def set_postfix_str(self, s: str, refresh: bool = True) -> None: ...
     def close(self) -> None: ...
+
+
+def _note(text: str) -> None:
+    """``note: text`` on stderr, above the progress bar if one is showing."""
+    from tqdm.auto import tqdm
+
+    tqdm.write(f"note: {text}", file=sys.stderr)
 
 
 def _progress_bar(total: int, desc: str, enabled: bool, initial: int = 0) -> Any:
