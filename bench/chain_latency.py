@@ -76,8 +76,8 @@ def main() -> None:
                 torch.manual_seed(0)
                 a_fused = policy.sample(obs).action
                 times = interleaved_median_times(
-                    {"spec": lambda: spec_chain(policy, obs),
-                     "fused": lambda: policy.sample(obs)}, device, repeats=args.repeats)
+                    {"spec": lambda p=policy, o=obs: spec_chain(p, o),
+                     "fused": lambda p=policy, o=obs: p.sample(o)}, device, repeats=args.repeats)
             diff = (a_spec - a_fused).abs().max().item()
             print(f"{algo + f' batch={batch}':22s} {times['spec'] * 1e3:9.3f} "
                   f"{times['fused'] * 1e3:9.3f} {times['spec'] / times['fused']:8.2f}x "

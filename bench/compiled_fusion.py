@@ -23,8 +23,15 @@ from typing import Any, Callable
 
 import torch
 
-from algd.bench import (ACT_DIM, OBS_DIM, add_bench_options, interleaved_median_times,
-                        parse_ab_options, prepare_update, switched)
+from algd.bench import (
+    ACT_DIM,
+    OBS_DIM,
+    add_bench_options,
+    interleaved_median_times,
+    parse_ab_options,
+    prepare_update,
+    switched,
+)
 from algd.nets.ensemble import compiled_fusion
 from algd.train.cpu_runtime import flush_denormals
 

@@ -27,8 +27,7 @@ from typing import Any, Callable
 import torch
 
 from algd.algos.base import cpp_wrapper
-from algd.bench import (add_bench_options, interleaved_median_times, parse_ab_options,
-                        prepare_update, switched)
+from algd.bench import add_bench_options, interleaved_median_times, parse_ab_options, prepare_update, switched
 from algd.nets.optim import traced_adam
 from algd.train.cpu_runtime import flush_denormals
 

@@ -21,8 +21,15 @@ from typing import Any, Callable
 
 import torch
 
-from algd.bench import (ACT_DIM, OBS_DIM, add_bench_options, interleaved_median_times,
-                        parse_ab_options, prepare_update, switched)
+from algd.bench import (
+    ACT_DIM,
+    OBS_DIM,
+    add_bench_options,
+    interleaved_median_times,
+    parse_ab_options,
+    prepare_update,
+    switched,
+)
 from algd.nets.ensemble import frozen_fast_path
 from algd.train.cpu_runtime import flush_denormals
 

@@ -19,8 +19,14 @@ from typing import Any, Callable
 
 import torch
 
-from algd.bench import (add_bench_options, interleaved_median_times, parse_ab_options,
-                        peak_backends, peak_matmul, prepare_update)
+from algd.bench import (
+    add_bench_options,
+    interleaved_median_times,
+    parse_ab_options,
+    peak_backends,
+    peak_matmul,
+    prepare_update,
+)
 from algd.train.cpu_runtime import flush_denormals
 
 

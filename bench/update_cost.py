@@ -16,7 +16,7 @@ import time
 import numpy as np
 import torch
 
-from algd.algos import EnvInfo, get_algo, list_algos
+from algd.algos import EnvInfo, list_algos
 from algd.buffers import Batch
 from algd.config import load_preset
 

@@ -2,9 +2,9 @@ import os
 
 import pytest
 import torch
+from helpers import BACKENDS
 
 from algd.nets import gemm
-from helpers import BACKENDS
 
 # Tests are small: one torch thread avoids oversubscribing CI's 2 cores and keeps runs repeatable.
 torch.set_num_threads(1)

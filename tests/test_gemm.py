@@ -3,13 +3,12 @@ values and gradients, and the choice between them is explicit or measured."""
 
 import pytest
 import torch
+from helpers import BACKENDS
 
 from algd.bench import count_flops, record_matmuls
 from algd.nets import gemm
 from algd.nets.critics import CriticBank
 from algd.nets.ensemble import EnsembleMLP, MemberGroup
-
-from helpers import BACKENDS
 
 
 @pytest.mark.parametrize("shared", [True, False])

@@ -13,8 +13,8 @@ oneDNN's linear has no autograd formula, so it is used only where no graph is re
 :class:`algd.nets.ensemble._EnsembleAffine` (forward, and a first-order backward) and in
 ``no_grad`` evaluations. A backward that builds a graph of its own (``create_graph=True``, the
 energy landscape's Hessian) runs on ``torch.bmm``, and so does code traced by ``torch.compile``
-(inductor lowers oneDNN's linear only for frozen weights, and emits its own GEMM calls). Both compute the same fp32 products up to
-summation order (tested).
+(inductor lowers oneDNN's linear only for frozen weights, and emits its own GEMM calls). Both
+compute the same fp32 products up to summation order (tested).
 """
 
 from __future__ import annotations

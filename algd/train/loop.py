@@ -59,6 +59,12 @@ from algd.envs.registry import TaskSpec, get_task
 from algd.envs.snapshot import EnvStateError
 from algd.lagrangian.threshold import critic_threshold
 from algd.nets import gemm
+from algd.train.auto_compile import (
+    CompileFailed,
+    error_line,
+    resolve_compile,
+    update_or_restore,
+)
 from algd.train.checkpoint import (
     BEST_NAME,
     CHECKPOINT_FORMAT,
@@ -71,12 +77,6 @@ from algd.train.checkpoint import (
     read_config,
     registered_parts,
     stopped_before_first_checkpoint,
-)
-from algd.train.auto_compile import (
-    CompileFailed,
-    error_line,
-    resolve_compile,
-    update_or_restore,
 )
 from algd.train.cpu_runtime import flush_denormals, tune_glibc_malloc
 from algd.train.cuda_graph import GraphedUpdate
