@@ -183,8 +183,8 @@ def _resume_args(argv: Sequence[str]) -> tuple[str | None, dict[str, Any]]:
 
     config = read_config(Path(known.resume))
     algo_name = config.get("train", {}).get("algo", TrainConfig.algo)
+    # a --preset is kept, so that resume_run refuses it as it refuses any other changed setting
     overrides = vars(_train_parser(algo_name, "algd train --resume RUN_DIR").parse_args(rest))
-    overrides.pop("preset", None)
     if "algo" in overrides and overrides["algo"] == algo_name:
         overrides.pop("algo")
     return known.resume, overrides

@@ -185,6 +185,9 @@ def test_resume_refuses_config_changes_and_bad_checkpoints(tmp_path, capsys):
     before = (run_dir / "metrics.csv").read_text()
     assert main(["train", "--resume", str(run_dir), "--rho", "3"]) == 2
     assert "only steps" in capsys.readouterr().err
+    for preset in ("smoke", "paper"):  # a preset would change the run too: refused, not dropped
+        assert main(["train", "--resume", str(run_dir), "--preset", preset, "--steps", "300"]) == 2
+        assert "not preset" in capsys.readouterr().err
     ck = run_dir / "checkpoint.pt"
     data = ck.read_bytes()
     ck.write_bytes(data[: len(data) // 2])  # truncated
