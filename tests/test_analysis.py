@@ -2,6 +2,7 @@
 against the runs' own metrics files."""
 
 import csv
+import dataclasses
 import json
 import math
 
@@ -211,6 +212,23 @@ def test_landscape_states_from_rollouts_are_closest_to_the_boundary(sweep):
     res = landscape_run(str(sweep / "vesde" / "s0"), states="rollout", lam=2.0, samples=8, grid=11)
     assert res.lam == 2.0 and [s.name for s in res.states][0] == "start"
     assert all(s.name.startswith("near boundary (g = ") for s in res.states[1:])
+
+
+def test_landscape_of_a_sac_run_says_what_its_actor_was_trained_on(sweep, tmp_path):
+    from algd.analysis.landscape import landscape_run
+
+    base = TrainConfig(seed=0, out=str(tmp_path / "x"), **TINY)
+    title = landscape_run(str(sweep / "vesde" / "s0"), samples=4, grid=5).title
+    assert "trained on the augmented Lagrangian" in title and "ρ = 10," in title  # its own ρ
+    for algo, trained_on in (("sac-lag", "a SAC actor trained on Q − λ·Q̄c)"),
+                             ("cal", "with CAL's rectified λ")):
+        cfg = dataclasses.replace(base, algo=algo, out=str(tmp_path / algo))
+        Trainer(cfg, get_algo(algo).make_config({"actor_hidden": (16, 16),
+                                                 "critic_hidden": (16, 16)})).run()
+        title = landscape_run(cfg.out, samples=4, grid=5).title
+        assert trained_on in title and "Lagrangian" not in title
+        assert f"ρ = 1 (default: {algo} has no ρ)" in title
+        assert "ρ = 3," in landscape_run(cfg.out, rho=3.0, samples=4, grid=5).title
 
 
 def test_landscape_demo_from_the_command_line(tmp_path, capsys):

@@ -554,6 +554,9 @@ def landscape_run(
                           f"{act_dim}-D actions")
     torch.manual_seed(seed)
     lam = float(agent.lagrange_multiplier) if lam is None else float(lam)
+    # a SAC-family run has no ρ: its augmented panel uses 1 unless --rho says otherwise
+    rho_note = ("" if rho is not None or hasattr(run.algo_cfg, "rho") else
+                f" (default: {run.train_cfg.algo} has no ρ)")
     rho = float(getattr(run.algo_cfg, "rho", 1.0)) if rho is None else float(rho)
     model = EnergyModel(agent_critic(agent), lam, run.threshold, rho)
     is_detour = run.task.name == "PointDetour"
@@ -579,12 +582,11 @@ def landscape_run(
         analysed.append(analyse_state(
             model, name, np.asarray(obs), {k: drawn for k in KINDS}, low=low,
             high=high, position=pos, reference_action=det, grid=grid, rng=seed))
-    kind = getattr(run.algo_cfg, "energy", "augmented")
     return LandscapeResult(
         title=f"Energy landscapes of {run.train_cfg.algo} on {run.task.name} (seed "
-        f"{run.train_cfg.seed}, {run.env_steps} env steps; trained on the "
-        f"{'augmented' if kind == 'augmented' else 'plain'} Lagrangian): λ = {lam:.3g}, "
-        f"ρ = {rho:g}, h = {run.threshold:.3g}",
+        f"{run.train_cfg.seed}, {run.env_steps} env steps; {_trained_on(run.algo_cfg)}): "
+        f"λ = {lam:.3g}, ρ = {rho:g}{rho_note}, "
+        f"h = {run.threshold:.3g}",
         states=analysed, lam=lam, rho=rho, threshold=run.threshold,
         draw_arena=run.task.draw_arena,
         axis_labels=POINT_DETOUR_AXES if is_detour else ("action dimension 1",
@@ -593,6 +595,18 @@ def landscape_run(
                f"{getattr(run.algo_cfg, 'ucb_k', 0):g}·std of the cost ensemble)",
                "paths: the trained policy's reverse chain (same samples on both panels)"],
     )
+
+
+def _trained_on(algo_cfg: Any) -> str:
+    """What the run's policy was trained on, for a landscape's title: the energy of a guided
+    diffusion policy (ALGD, LGD), or a SAC-family actor's objective, which is not the energy
+    drawn."""
+    kind = getattr(algo_cfg, "energy", None)
+    if kind is not None:
+        return f"trained on the {'augmented' if kind == 'augmented' else 'plain'} Lagrangian"
+    rectified = getattr(algo_cfg, "convexity", 0.0) > 0
+    return ("a SAC actor trained on Q − λ·Q̄c with CAL's rectified λ" if rectified else
+            "a SAC actor trained on Q − λ·Q̄c")
 
 
 def _agent_samples(agent: Any, obs: Tensor, n: int) -> ActionSamples:
