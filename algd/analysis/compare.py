@@ -137,7 +137,10 @@ def comparison_figure(
     ncol = 3 if max((len(lab) for lab in labels), default=0) <= 45 else 2
     legend_rows = -(-len(labels) // ncol)
     height = fig.get_figheight()
-    fig.legend(handles, labels, loc="lower center", ncol=ncol, fontsize=8, frameon=False)
+    # long handles: settings of one algorithm share a colour and differ by line style, which a
+    # short handle (with its marker) does not show
+    fig.legend(handles, labels, loc="lower center", ncol=ncol, fontsize=8, frameon=False,
+               handlelength=4.5)
     fig.tight_layout(rect=(0, (0.22 * legend_rows + 0.1) / height, 1, 1))
     return fig
 
