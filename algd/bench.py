@@ -25,11 +25,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import statistics
 import time
 from dataclasses import dataclass, field
 from functools import partial
+from pathlib import Path
 from typing import Any, Callable, ContextManager
 
 import numpy as np
@@ -615,6 +617,12 @@ def main(argv: list[str] | None = None) -> int:
     if bad or not modes:
         p.error(f"unknown --compile-mode {sorted(bad)}; choose from default, reduce-overhead, "
                 "max-autotune")
+    if args.json:  # a path that cannot be written fails now, not after the whole benchmark
+        parent = Path(args.json).resolve().parent
+        if not parent.is_dir():
+            p.error(f"--json {args.json}: directory {parent} does not exist")
+        if not os.access(parent, os.W_OK):
+            p.error(f"--json {args.json}: directory {parent} is not writable")
     report = run_bench(
         algos=algos, sizes=sizes, device=device,
         threads=args.threads, compile_modes=("none", *(modes if args.compile else ()),

@@ -249,6 +249,7 @@ def test_bench_times_the_ratio_baseline_in_every_mode(tmp_path, capsys):
     (["--device", "mps"], "'mps' is not supported"),
     (["--repeats", "0"], "--repeats must be >= 1"),
     (["--threads", "0"], "--threads must be >= 1"),
+    (["--json", "/nonexistent/dir/bench.json"], "directory /nonexistent/dir does not exist"),
 ])
 def test_bench_rejects_bad_options_in_one_line(capsys, argv, message):
     """...before building anything (a typo in --algos used to fail after the warm-up)."""

@@ -82,3 +82,7 @@ def test_video_explains_what_cannot_be_rendered(tmp_path, capsys):
     assert main(["video", str(run_dir), "--out", str(tmp_path / "v.avi")]) == 2
     assert main(["video", str(tmp_path / "nothing")]) == 2
     assert "not a run directory" in capsys.readouterr().err
+    for flag in ("--max-steps", "--episodes"):  # refused before anything is loaded or written
+        assert main(["video", str(run_dir), flag, "0"]) == 2
+        assert "must be >= 1" in capsys.readouterr().err
+    assert not list(run_dir.glob("eval.*"))

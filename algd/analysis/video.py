@@ -83,6 +83,9 @@ def record_video(
     """
     if episodes < 1:
         raise ConfigError(f"episodes must be >= 1, got {episodes}")
+    if max_steps is not None and max_steps < 1:
+        raise ConfigError(f"max_steps must be >= 1, got {max_steps} (leave it out to record "
+                          "whole episodes)")
     _prepare_gl()
     if importlib.util.find_spec("mujoco") is not None:
         try:
