@@ -158,6 +158,23 @@ def test_report_final_can_average_the_last_evaluations(sweep):
     assert rows[0].return_iqm == pytest.approx(iqm(np.array(finals)), rel=1e-5)
 
 
+def test_report_warns_where_last_exceeds_the_evaluations_or_runs_end_apart(sweep, capsys):
+    from algd.analysis.report import report_warnings
+
+    groups = group_runs(load_runs([sweep / "vesde"]))
+    evals = [len(col(sweep / f"vesde/s{i}", "eval_return")) for i in range(3)]
+    assert report_warnings(groups, last=min(evals)) == []
+    (note,) = report_warnings(groups, last=max(evals) + 1)
+    assert f"--last {max(evals) + 1}: 3 of 3 runs" in note and f"fewest: {min(evals)}" in note
+    # one run cut short: its task's runs end apart
+    cut = groups[0].runs[0]
+    cut.metrics = {k: v[:-1] for k, v in cut.metrics.items()}
+    (note,) = report_warnings(groups)
+    assert "PointDetour: the runs end at different steps" in note
+    assert main(["report", str(sweep / "vesde"), "--last", "100"]) == 0
+    assert "algd: warning: --last 100" in capsys.readouterr().err
+
+
 def test_plot_writes_png_and_svg(sweep, tmp_path, capsys):
     out = tmp_path / "fig" / "curves.png"
     assert main(["plot", str(sweep), "--out", str(out), "--smooth", "2"]) == 0

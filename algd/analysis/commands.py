@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 from pathlib import Path
 from typing import Sequence
 
@@ -71,7 +72,7 @@ def cmd_plot(argv: Sequence[str]) -> int:
 
 
 def cmd_report(argv: Sequence[str]) -> int:
-    from algd.analysis.report import build_report, to_markdown, write_csv
+    from algd.analysis.report import build_report, report_warnings, to_markdown, write_csv
     from algd.analysis.runs import group_runs, load_runs
 
     p = _Parser(prog="algd report", description="Final return and cost per task and algorithm: "
@@ -88,7 +89,10 @@ def cmd_report(argv: Sequence[str]) -> int:
     a = p.parse_args(argv)
     if a.last < 1 or a.reps < 1:
         raise ConfigError("--last and --reps must be >= 1")
-    rows = build_report(group_runs(load_runs(a.runs)), last=a.last, reps=a.reps, seed=a.seed)
+    groups = group_runs(load_runs(a.runs))
+    for note in report_warnings(groups, last=a.last):
+        print(f"algd: warning: {note}", file=sys.stderr)
+    rows = build_report(groups, last=a.last, reps=a.reps, seed=a.seed)
     text = to_markdown(rows, last=a.last)
     print(text, end="")
     if a.out:

@@ -75,6 +75,26 @@ def constraint_verdict(cost: Estimate, limit: float) -> str:
     return "unclear"
 
 
+def report_warnings(groups: Sequence[RunGroup], *, last: int = 1) -> list[str]:
+    """What a reader of the report should know about its inputs: runs with fewer evaluations
+    than ``last`` (their final value averages all they have), and runs of one task that end at
+    different environment steps (each run's final value is taken at its own end)."""
+    notes = []
+    runs = [r for g in groups for r in g.runs]
+    counts = [int(np.isfinite(r.metrics["eval_return"]).sum()) for r in runs]
+    short = [c for c in counts if c < last]
+    if short:
+        notes.append(f"--last {last}: {len(short)} of {len(runs)} runs have fewer evaluations "
+                     f"(fewest: {min(short)}, counting the untrained policy's at step 0); their "
+                     "final values average every evaluation they have")
+    for task in sorted({g.task for g in groups}):
+        ends = {int(r.env_steps[-1]) for g in groups if g.task == task for r in g.runs}
+        if len(ends) > 1:
+            notes.append(f"{task}: the runs end at different steps ({min(ends):,}-{max(ends):,}); "
+                         "each run's final value is taken at its own end")
+    return notes
+
+
 def build_report(
     groups: Sequence[RunGroup], *, last: int = 1, reps: int = 50_000, seed: int = 0
 ) -> list[ReportRow]:
