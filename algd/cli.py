@@ -251,9 +251,23 @@ def cmd_sweep(argv: Sequence[str]) -> int:
     return sweep(argv)
 
 
+def _parse_listing(name: str, argv: Sequence[str], what: str, imports: bool = True) -> None:
+    """Options of a listing command: ``--imports`` (modules that register more), nothing else;
+    an unknown argument is a usage error, not ignored."""
+    p = ArgParser(prog=f"algd {name}", description=f"List the {what}.")
+    if imports:
+        p.add_argument("--imports", default="", metavar="MODULES",
+                       help="comma-separated modules to import first (they register their own "
+                            f"{what}), as `algd train --imports` takes them")
+    args = p.parse_args(list(argv))
+    if imports:
+        import_modules([m.strip() for m in args.imports.split(",") if m.strip()])
+
+
 def cmd_algos(argv: Sequence[str]) -> int:
     from algd.algos.registry import list_algos
 
+    _parse_listing("algos", argv, "algorithms")
     for spec in list_algos():
         print(f"{spec.name:14s} {spec.description}")
     return 0
@@ -263,6 +277,7 @@ def cmd_envs(argv: Sequence[str]) -> int:
     from algd.envs.extras import INSTALL_COMMANDS, extra_available
     from algd.envs.registry import list_tasks
 
+    _parse_listing("envs", argv, "tasks")
     tasks = list_tasks()
     order = {"built-in": 0, "ALGD/CAL": 1, "Safety-Gymnasium": 2}
     titles = {"built-in": "built-in:", "ALGD/CAL": "ALGD/CAL protocol (the paper's):"}
@@ -284,6 +299,7 @@ def cmd_envs(argv: Sequence[str]) -> int:
 
 
 def cmd_presets(argv: Sequence[str]) -> int:
+    _parse_listing("presets", argv, "presets", imports=False)
     for p in list_presets():
         print(f"{p.name:24s} {p.description}")
     return 0

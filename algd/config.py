@@ -160,7 +160,8 @@ def import_modules(names: Sequence[str]) -> None:
             importlib.import_module(name)
         except ImportError as exc:
             raise ConfigError(f"cannot import {name!r} (--imports): {exc}; it must be importable "
-                              "(installed, or on PYTHONPATH)") from None
+                              "(installed, or on PYTHONPATH: for a module in the current "
+                              "directory, prefix the command with PYTHONPATH=.)") from None
 
 
 # -- validation helpers ---------------------------------------------------------------------------

@@ -323,6 +323,15 @@ def test_own_task_by_imports_trains_evaluates_and_resumes_in_fresh_processes(tmp
     assert "task 'ImportedDetour'" in res.stderr and "import the module" in res.stderr
     res = algd("train", "--imports", "no_such_module_here", "--steps", "200")
     assert res.returncode == 2 and "cannot import 'no_such_module_here'" in res.stderr
+    assert "PYTHONPATH=." in res.stderr
+
+    # the listings take --imports too (and refuse what they do not know)
+    res = algd("envs", "--imports", "imported_tasks_mod")
+    assert res.returncode == 0 and "ImportedDetour" in res.stdout, res.stderr
+    assert "ImportedDetour" not in algd("envs").stdout
+    for listing in ("envs", "algos", "presets"):
+        res = algd(listing, "--bogus")
+        assert res.returncode == 2 and "unrecognized arguments: --bogus" in res.stderr
 
 
 @pytest.mark.slow
