@@ -105,7 +105,7 @@ def run_figure(
     steps = np.asarray(m["env_steps"])
     show_paths = trajectories is not None and position is not None
     ncols = 4 if show_paths else 3
-    fig, grid = new_figure(1, ncols, figsize=(4.2 * ncols, 3.6))
+    fig, grid = new_figure(1, ncols, figsize=(4.2 * ncols + (1.4 if show_paths else 0.0), 3.6))
     axes = grid[0]
     spread = "±1 s.d. over " + (f"{eval_episodes} episodes" if eval_episodes else "episodes")
     cost_name = "discounted episode cost" if discounted_cost else "episode cost"
@@ -161,7 +161,8 @@ def run_figure(
         for over, colour, what in ((False, WITHIN_COLOUR, "within"), (True, OVER_COLOUR, "over")):
             if costs is not None and counts[over]:
                 ax.plot([], [], "-", color=colour, label=f"{what} the limit ({counts[over]}/{n})")
-        ax.legend(loc="lower right", fontsize=7)
+        # beside the map, not on it: a corner of the arena is where paths pass
+        ax.legend(loc="upper left", bbox_to_anchor=(1.02, 1.0), fontsize=7, borderaxespad=0.0)
         ax.set(title=f"Final policy: {n} sampled episodes", xlabel="x", ylabel="y",
                aspect="equal")
 
