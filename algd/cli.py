@@ -65,7 +65,10 @@ def _metavar(tp: Any) -> str:
 
 
 def _add_dataclass_flags(group: Any, cls: type, shown_defaults: dict[str, Any],
-                         skip: Sequence[str] = ("algo",)) -> None:
+                         skip: Sequence[str] = ("algo",), fixed: dict[str, str] | None = None,
+                         ) -> None:
+    """One flag per field of ``cls``; a field in ``fixed`` (a categorical value that defines the
+    algorithm) says so in its help instead of offering values the algorithm refuses."""
     docs = field_docs(cls)
     hints = resolved_types(cls)
     for f in dataclasses.fields(cls):
@@ -80,6 +83,10 @@ def _add_dataclass_flags(group: Any, cls: type, shown_defaults: dict[str, Any],
         if "_" in f.name:
             flags.append(f"--{f.name}")
         doc = docs.get(f.name, "")
+        if fixed and f.name in fixed:
+            group.add_argument(*flags, dest=f.name, default=argparse.SUPPRESS, metavar=meta or
+                               "VALUE", help=f"{doc} (fixed: {default}; {fixed[f.name]})")
+            continue
         shown = ("" if "(default" in doc or "(required)" in doc else
                  " (default: none)" if default in ("", None) else f" (default: {default})")
         group.add_argument(  # a docstring that explains its default is not told it twice
@@ -118,8 +125,17 @@ def _train_parser(algo_name: str, prog: str, preset: str | None = None) -> argpa
                    f"{', '.join('--' + f.replace('_', '-') for f in RESUMABLE_OVERRIDES)} "
                    "may change)")
     _add_dataclass_flags(p.add_argument_group("run"), TrainConfig, train_shown)
+    # categorical values that define the algorithm (ALGD's variant and energy): another value
+    # is another --algo, named in the flag's help
+    fixed = {}
+    for key, value in spec.defaults.items():
+        if isinstance(value, str):
+            others = [f"{s.defaults[key]}: --algo {s.name}" for s in list_algos()
+                      if s.config_cls is spec.config_cls and s.defaults.get(key) not in (None, value)
+                      and all(s.defaults.get(k) == v for k, v in spec.defaults.items() if k != key)]
+            fixed[key] = "; ".join(others) if others else f"it defines {algo_name}"
     _add_dataclass_flags(p.add_argument_group(f"algorithm ({algo_name})"), spec.config_cls,
-                         algo_shown)
+                         algo_shown, fixed=fixed)
     return p
 
 

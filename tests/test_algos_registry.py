@@ -52,6 +52,16 @@ def test_algorithm_help_shows_its_own_flags(capsys, algo, flags):
         assert flag in text, flag
 
 
+def test_help_marks_the_values_that_define_an_algorithm_and_names_the_others(capsys):
+    with pytest.raises(SystemExit):
+        main(["train", "--algo", "lgd-ddpm", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "(fixed: ddpm; vesde: --algo lgd-vesde)" in text
+    assert "(fixed: lagrangian; augmented: --algo algd-ddpm)" in text
+    assert main(["train", "--algo", "lgd-ddpm", "--energy", "augmented"]) == 2
+    assert "use --algo algd-ddpm" in capsys.readouterr().err
+
+
 def test_help_with_a_preset_shows_the_presets_values_as_defaults(capsys):
     with pytest.raises(SystemExit):
         main(["train", "--preset", "paper-hopper", "--help"])
