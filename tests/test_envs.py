@@ -176,6 +176,11 @@ def test_unknown_task_suggests_names():
         get_task("Hoper")
     with pytest.raises(KeyError, match=r"'xyzzy'\. Run `algd envs`"):
         get_task("xyzzy")
+    # the start of a name suggests the registered tasks it starts (AntRun0 is a resolver's)
+    with pytest.raises(KeyError, match="Did you mean AntVelocity, "):
+        get_task("Ant")
+    with pytest.raises(KeyError, match=r"'Nope'\. Run `algd envs`"):  # no far-fetched guess
+        get_task("Nope")
 
 
 def test_resolvable_safety_names_are_real_ids():

@@ -135,11 +135,15 @@ def get_task(name: str) -> TaskSpec:
             if spec is not None:
                 return register_task(spec)
         known = set(_TASKS).union(*(names() for names in _RESOLVABLE))
-        close = ([k for k in sorted(known) if k.lower() == name.lower()]
+        # registered tasks first (then the Safety-Gymnasium ids), alphabetically
+        ordered = sorted(known, key=lambda k: (k not in _TASKS, k))
+        low = name.lower()
+        close = ([k for k in ordered if k.lower() == low]
+                 or [k for k in ordered if k.lower().startswith(low)][:3]  # "Ant": AntVelocity
                  or difflib.get_close_matches(name, sorted(known), n=3))
         if not close:  # a misspelt start of a longer name ("Hoper" for HopperVelocity)
-            heads = {k[: len(name) + 1].lower(): k for k in sorted(known)}
-            close = [heads[h] for h in difflib.get_close_matches(name.lower(), heads, n=3)]
+            heads = {k[: len(name) + 1].lower(): k for k in reversed(ordered)}
+            close = [heads[h] for h in difflib.get_close_matches(low, heads, n=3, cutoff=0.75)]
         hint = f" Did you mean {', '.join(close)}?" if close else ""
         raise UnknownNameError(
             f"unknown task {name!r}.{hint} Run `algd envs` to list the tasks."
