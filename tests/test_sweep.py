@@ -91,6 +91,15 @@ def test_bad_input_is_one_line_error_exit_2(argv, message, capsys, tmp_path, mon
     assert not (tmp_path / "o").exists()
 
 
+def test_a_misspelt_out_key_in_a_sweep_file_is_named(tmp_path, capsys):
+    spec = tmp_path / "sweep.yaml"
+    spec.write_text("outt: runs\nseeds: [0]\n")
+    assert main(["sweep", str(spec), "--dry-run"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "unknown key(s) 'outt' (is 'outt' meant to be 'out'?)" in err
+    assert len(err.splitlines()) == 1
+
+
 def test_missing_ray_is_explained(monkeypatch, capsys, tmp_path):
     monkeypatch.setitem(sys.modules, "ray", None)  # as if `pip install algd` without [ray]
     with pytest.raises(ConfigError, match=r"pip install 'algd\[ray\]'"):

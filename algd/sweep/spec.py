@@ -16,6 +16,7 @@ Nothing here needs Ray; :mod:`algd.sweep.runner` runs the trials.
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import itertools
 import json
 from dataclasses import dataclass, field
@@ -185,6 +186,17 @@ def sweep_from_values(values: dict[str, Any]) -> SweepConfig:
     grid = {k.replace("-", "_"): v for k, v in (values.get("grid") or {}).items()}
     sweep = config_from_dict(SweepConfig, sweep_values)
     sweep.grid, sweep.overrides = grid, overrides
+    if not sweep.out:  # a misspelt `out:` would otherwise be reported as a missing one
+        from algd.algos.registry import algo_field_names
+
+        known = set(SWEEP_FIELDS) | {f.name for f in dataclasses.fields(TrainConfig)} \
+            | algo_field_names()
+        unknown = sorted(set(overrides) - known)
+        if unknown:
+            close = difflib.get_close_matches("out", unknown, n=1)
+            hint = f" (is {close[0]!r} meant to be 'out'?)" if close else ""
+            raise ConfigError(f"unknown key(s) {', '.join(map(repr, unknown))}{hint}; a sweep "
+                              "needs a directory: pass --out DIR (or `out:` in the file)")
     sweep.validate()
     return sweep
 
