@@ -340,10 +340,13 @@ class Trainer:
                 self._obs = self._collect(self._obs)
                 bar.update(self.env.num_envs)
                 if self.env_steps > cfg.warmup_steps:
-                    if self._compile_pending and self.agent.step_compiled:
+                    compiling = self._compile_pending and self.agent.step_compiled
+                    if compiling:
                         bar.set_postfix_str("compiling the update (once, up to ~30 s) ...")
                         self._compile_pending = False
                     self._train()
+                    if compiling:  # the pause is no training speed: keep it out of the ETA
+                        _drop_pause_from_rate(bar)
                 if self.env_steps >= self._next_eval or self.env_steps >= cfg.steps:
                     bar.set_postfix_str(f"evaluating ({cfg.eval_episodes} episodes) ...")
                     row = self._log_row(self._evaluate())
@@ -967,6 +970,14 @@ def _postfix_recent(recent: list[tuple[float, float]]) -> str:
     r = np.mean([e[0] for e in recent])
     c = np.mean([e[1] for e in recent])
     return f"train R {r:.1f} C {c:.2f}"
+
+
+def _drop_pause_from_rate(bar: Any) -> None:
+    """Start the bar's next rate interval now, so that a one-off pause (compiling the update)
+    since its last print does not enter its smoothed speed and ETA; the elapsed time keeps it."""
+    if isinstance(bar, _NoBar) or getattr(bar, "disable", False):
+        return
+    bar.last_print_t, bar.last_print_n = bar._time(), bar.n
 
 
 class _NoBar:
