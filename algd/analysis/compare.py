@@ -198,7 +198,8 @@ def _draw_budget_allowance(ax, task_groups: Sequence[RunGroup]) -> None:
     T = g.runs[0].episode_length
     if g.budget != "episode" or T <= 0:
         return
-    x_max = max(float(r.env_steps.max()) for grp in task_groups for r in grp.runs)
+    # as far as the curves go: each group's curve stops at its shortest run
+    x_max = max(min(float(r.env_steps.max()) for r in grp.runs) for grp in task_groups)
     for limit in sorted({grp.cost_limit for grp in task_groups}):
         ax.plot([0, x_max], [0, limit * x_max / T], color="k", ls="--", lw=1,
                 label=f"limit {limit:g} × episodes ({T} steps each)")
