@@ -197,3 +197,21 @@ def test_resolvable_safety_names_are_real_ids():
 
     ids = [n for n in resolvable_names() if n.startswith("Safety")]
     assert len(ids) == 5 * 19 and set(ids) <= set(safe_registry)  # 6 tasks x 3 levels + Run0
+
+
+def test_a_missing_extra_is_named_with_the_task_the_user_gave(monkeypatch):
+    """`--env PointButton1` without Safety-Gymnasium: the error names PointButton1 (and the id it
+    runs on) and the install command."""
+    import sys
+
+    import algd.envs.extras as extras
+    from algd.envs.extras import MissingExtraError
+
+    monkeypatch.setattr(extras, "extra_available", lambda extra: False)
+    monkeypatch.delitem(sys.modules, "safety_gymnasium", raising=False)
+    with pytest.raises(MissingExtraError) as err:
+        get_task("PointButton1").make(1)
+    message = str(err.value)
+    assert message.startswith("task PointButton1 (Safety-Gymnasium's SafetyPointButton1-v0) "
+                              "needs the optional 'safety' dependencies")
+    assert "pip install" in message

@@ -159,10 +159,12 @@ class SafetyGymnasiumAdapter(gym.Wrapper):
 
 
 def make_safety_env(env_id: str, max_episode_steps: int | None = None,
-                    render_mode: str | None = None) -> gym.Env:
+                    render_mode: str | None = None, task: str | None = None) -> gym.Env:
     """One adapted Safety-Gymnasium environment; ``max_episode_steps`` overrides the id's own
-    episode length (the ALGD protocol's 400). Frames come from the overhead ``track`` camera."""
-    sg = import_safety_gymnasium(f"task {env_id}")
+    episode length (the ALGD protocol's 400). Frames come from the overhead ``track`` camera.
+    ``task``: the name the user gave, where it is not ``env_id`` (for the missing-extra error)."""
+    sg = import_safety_gymnasium(f"task {task} (Safety-Gymnasium's {env_id})" if task else
+                                 f"task {env_id}")
     kwargs = {"camera_name": "track"} if render_mode is not None else {}
     env = sg.make(env_id, max_episode_steps=max_episode_steps, render_mode=render_mode, **kwargs)
     return SafetyGymnasiumAdapter(env)
@@ -198,7 +200,8 @@ def paper_task(name: str) -> TaskSpec:
     env_id = f"Safety{name}-v0"
     return TaskSpec.from_gym(
         name,
-        lambda render_mode=None: make_safety_env(env_id, PAPER_EPISODE_STEPS, render_mode),
+        lambda render_mode=None: make_safety_env(env_id, PAPER_EPISODE_STEPS, render_mode,
+                                                 task=name),
         cost_limit=PAPER_BUDGET,
         budget="episode",
         max_episode_steps=PAPER_EPISODE_STEPS,
