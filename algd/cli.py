@@ -368,8 +368,9 @@ def cmd_video(argv: Sequence[str]) -> int:
     a = p.parse_args(argv)
     res = record_video(a.run_dir, a.out, a.episodes, a.max_steps, a.seed, a.deterministic,
                        a.checkpoint, progress=True)
-    for i, (r, c) in enumerate(zip(res.returns, res.costs)):
-        print(f"episode {i}: return {r:.2f}, cost {c:.2f}")
+    for i, (r, c, n) in enumerate(zip(res.returns, res.costs, res.lengths)):
+        # plain sums: a discounted-budget task's summary.json reports the discounted cost
+        print(f"episode {i}: return {r:.2f}, cost {c:.2f} (undiscounted sums over {n} steps)")
     print(f"wrote {res.frames} frames to {res.path}")
     return 0
 

@@ -42,6 +42,7 @@ def test_video_of_a_mujoco_run(tmp_path, capsys):
     assert main(["video", str(run_dir), "--max-steps", "3"]) == 0
     text = capsys.readouterr().out
     assert "episode 0: return" in text and str(run_dir / "eval.") in text
+    assert "(undiscounted sums over 3 steps)" in text
 
 
 def test_mp4_video_of_a_mujoco_run(tmp_path, capsys):
