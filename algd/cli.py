@@ -130,9 +130,7 @@ def _train_parser(algo_name: str, prog: str, preset: str | None = None) -> argpa
     fixed = {}
     for key, value in spec.defaults.items():
         if isinstance(value, str):
-            others = [f"{s.defaults[key]}: --algo {s.name}" for s in list_algos()
-                      if s.config_cls is spec.config_cls and s.defaults.get(key) not in (None, value)
-                      and all(s.defaults.get(k) == v for k, v in spec.defaults.items() if k != key)]
+            others = [f"{v}: --algo {name}" for v, name in spec.siblings(key).items()]
             fixed[key] = "; ".join(others) if others else f"it defines {algo_name}"
     _add_dataclass_flags(p.add_argument_group(f"algorithm ({algo_name})"), spec.config_cls,
                          algo_shown, fixed=fixed)

@@ -42,14 +42,23 @@ class AlgoSpec:
         cfg = config_from_dict(self.config_cls, {**self.defaults, **overrides})  # types first
         for key, value in self.defaults.items():
             if isinstance(value, str) and key in overrides and overrides[key] != value:
-                others = [s.name for s in _ALGOS.values() if s.config_cls is self.config_cls
-                          and s.defaults.get(key) == overrides[key]
-                          and all(s.defaults.get(k) == v for k, v in self.defaults.items()
-                                  if k != key)]
-                hint = f"; use --algo {others[0]}" if others else ""
+                other = self.siblings(key).get(overrides[key])
+                hint = f"; use --algo {other}" if other else ""
                 raise ConfigError(f"{self.name} is defined by {key}={value}, so it cannot run with "
                                   f"{key}={overrides[key]}{hint}")
         return cfg
+
+    def siblings(self, key: str) -> dict[Any, str]:
+        """The registered algorithms that differ from this one in its defining value ``key``
+        alone (``energy``: algd-vesde ↔ lgd-vesde), by their value of ``key``."""
+        found: dict[Any, str] = {}
+        for s in _ALGOS.values():
+            if (s.config_cls is self.config_cls and s.defaults.get(key) is not None
+                    and s.defaults.get(key) != self.defaults.get(key)
+                    and all(s.defaults.get(k) == v for k, v in self.defaults.items()
+                            if k != key)):
+                found.setdefault(s.defaults[key], s.name)
+        return found
 
 
 _ALGOS: dict[str, AlgoSpec] = {}
