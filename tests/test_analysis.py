@@ -310,6 +310,11 @@ def test_an_algorithm_keeps_its_colour_whatever_else_is_plotted(sweep):
     assert styles["algd-vesde (rho=10)"][1] != styles["algd-vesde (rho=4)"][1]  # line style
     alone = group_styles([g for g in groups if g.label == "algd-vesde (rho=4)"])
     assert alone["algd-vesde (rho=4)"][0] == ALGO_COLOURS["algd-vesde"]
+    from algd.algos.registry import list_algos
+
+    # every built-in algorithm has a colour of its own, none shared with another
+    assert {spec.name for spec in list_algos()} <= set(ALGO_COLOURS)
+    assert len(set(ALGO_COLOURS.values())) == len(ALGO_COLOURS)
 
 
 def test_run_curves_say_what_they_show(sweep, tmp_path):

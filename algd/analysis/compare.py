@@ -23,13 +23,14 @@ from algd.analysis.plots import format_steps, new_figure, save_png_and_svg
 from algd.analysis.runs import AlignedCurves, RunGroup, align
 from algd.analysis.stats import bootstrap_band
 
-#: a fixed colour per registered algorithm, so that one algorithm looks the same in every figure
+#: a fixed colour per registered algorithm, so that one algorithm looks the same in every figure;
+#: the two variants of one method get separate hues (ALGD's blue and cyan were hard to tell apart)
 ALGO_COLOURS = {
-    "algd-vesde": "tab:blue", "algd-ddpm": "tab:cyan", "lgd-vesde": "tab:orange",
+    "algd-vesde": "tab:blue", "algd-ddpm": "tab:purple", "lgd-vesde": "tab:orange",
     "lgd-ddpm": "tab:brown", "sac-lag": "tab:red", "sac-auglag": "tab:pink", "cal": "tab:green",
 }
 #: colours for algorithms outside the table (user-registered), in order of appearance
-_OTHER_COLOURS = ("tab:purple", "tab:olive", "tab:gray", "black")
+_OTHER_COLOURS = ("tab:cyan", "tab:olive", "tab:gray", "black")
 #: line styles of the settings of one algorithm (``--rho 1`` and ``--rho 4`` runs)
 _STYLES = ("-", "--", "-.", ":")
 #: fewest seeds for which the band is a bootstrap confidence interval (fewer: the seeds' range)
