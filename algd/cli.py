@@ -265,6 +265,20 @@ def cmd_sweep(argv: Sequence[str]) -> int:
     return sweep(argv)
 
 
+def add_imports_arg(p: ArgParser) -> None:
+    """``--imports`` of a command that loads runs: modules that register a run's own task or
+    algorithm (runs trained with ``--imports`` record theirs)."""
+    p.add_argument("--imports", default="", metavar="MODULES",
+                   help="comma-separated modules to import first, which register the run's own "
+                   "task or algorithm (a run trained with --imports, or from Python after "
+                   "importing them, records its modules itself)")
+
+
+def import_arg(value: str) -> None:
+    """Import the modules of an ``--imports`` value (comma-separated)."""
+    import_modules([m.strip() for m in value.split(",") if m.strip()])
+
+
 def _parse_listing(name: str, argv: Sequence[str], what: str, imports: bool = True) -> None:
     """Options of a listing command: ``--imports`` (modules that register more), nothing else;
     an unknown argument is a usage error, not ignored."""
@@ -279,25 +293,33 @@ def _parse_listing(name: str, argv: Sequence[str], what: str, imports: bool = Tr
 
 
 def cmd_algos(argv: Sequence[str]) -> int:
-    from algd.algos.registry import list_algos
+    from algd.algos.registry import algo_origin, list_algos
 
     _parse_listing("algos", argv, "algorithms")
     for spec in list_algos():
-        print(f"{spec.name:14s} {spec.description}")
+        origin = algo_origin(spec.name)
+        mine = "" if origin.split(".")[0] == "algd" else f"  (registered by {origin})"
+        print(f"{spec.name:14s} {spec.description}{mine}")
     return 0
 
 
 def cmd_envs(argv: Sequence[str]) -> int:
     from algd.envs.extras import INSTALL_COMMANDS, extra_available
-    from algd.envs.registry import list_tasks
+    from algd.envs.registry import list_tasks, task_origin
 
     _parse_listing("envs", argv, "tasks")
     tasks = list_tasks()
+
+    def group(t: Any) -> str:  # a user's task (--imports) is not built in, whatever its protocol
+        origin = task_origin(t.name)
+        return t.protocol if origin.split(".")[0] == "algd" else f"registered by {origin}"
+
     order = {"built-in": 0, "ALGD/CAL": 1, "Safety-Gymnasium": 2}
     titles = {"built-in": "built-in:", "ALGD/CAL": "ALGD/CAL protocol (the paper's):"}
-    for protocol in sorted({t.protocol for t in tasks}, key=lambda p: (order.get(p, 3), p)):
-        print(titles.get(protocol, f"{protocol} protocol:"))
-        for t in (t for t in tasks if t.protocol == protocol):
+    for protocol in sorted({group(t) for t in tasks}, key=lambda p: (order.get(p, 3), p)):
+        print(titles.get(protocol, f"{protocol}:" if protocol.startswith("registered by ")
+                         else f"{protocol} protocol:"))
+        for t in (t for t in tasks if group(t) == protocol):
             kind = "discounted" if t.budget == "discounted" else "per episode"
             missing = t.extra is not None and not extra_available(t.extra)
             print(f"  {t.name:30s} limit {t.cost_limit:g} ({kind}), T={t.max_episode_steps}  "
@@ -363,7 +385,9 @@ def cmd_video(argv: Sequence[str]) -> int:
     p.add_argument("--checkpoint", choices=("last", "best"), default="last",
                    help="last: checkpoint.pt (default); best: best.pt, the best training "
                    "evaluation within the cost limit")
+    add_imports_arg(p)
     a = p.parse_args(argv)
+    import_arg(a.imports)
     res = record_video(a.run_dir, a.out, a.episodes, a.max_steps, a.seed, a.deterministic,
                        a.checkpoint, progress=True)
     for i, (r, c, n) in enumerate(zip(res.returns, res.costs, res.lengths)):
@@ -391,6 +415,30 @@ COMMANDS = {
 }
 
 
+#: set to 1 to see the traceback of an error the CLI would report in one line
+DEBUG_VAR = "ALGD_DEBUG"
+
+
+def _raised_outside_algd(exc: BaseException) -> str | None:
+    """``file:line in function`` (and the line) where ``exc`` was raised, if that is not in
+    algd's own code (a user's task or algorithm, a library); None if algd raised it."""
+    import linecache
+    import traceback
+
+    frames = traceback.extract_tb(exc.__traceback__)
+    if not frames:
+        return None
+    last = frames[-1]
+    package = Path(__file__).resolve().parent
+    try:
+        Path(last.filename).resolve().relative_to(package)
+        return None
+    except ValueError:
+        pass
+    code = (last.line or linecache.getline(last.filename, last.lineno or 0)).strip()
+    return f"{last.filename}:{last.lineno}, in {last.name}" + (f"\n    {code}" if code else "")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv or argv[0] in ("-h", "--help"):
@@ -411,8 +459,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return COMMANDS[name][0](rest)
     except (ConfigError, KeyError, ValueError) as exc:
-        msg = exc.args[0] if isinstance(exc, KeyError) and exc.args else str(exc)
-        print(f"algd: error: {msg}", file=sys.stderr)
+        if os.environ.get(DEBUG_VAR, "") not in ("", "0"):
+            raise
+        where = _raised_outside_algd(exc)
+        if where is None:  # algd's own message about the input
+            msg = exc.args[0] if isinstance(exc, KeyError) and exc.args else str(exc)
+            print(f"algd: error: {msg}", file=sys.stderr)
+        else:  # a bug in the user's task or algorithm (or a library): say where it came from
+            print(f"algd: error: {type(exc).__name__}: {exc}\n  raised at {where}\n"
+                  f"  ({DEBUG_VAR}=1 shows the whole traceback)", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("algd: interrupted", file=sys.stderr)

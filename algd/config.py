@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import ast
 import dataclasses
+import difflib
 import importlib.util
 import inspect
 import math
@@ -159,6 +160,11 @@ def import_modules(names: Sequence[str]) -> None:
         try:
             importlib.import_module(name)
         except ImportError as exc:
+            missing = exc.name if isinstance(exc, ModuleNotFoundError) else None
+            if missing and not (name == missing or name.startswith(missing + ".")):
+                # the module was found: something it imports is missing
+                raise ConfigError(f"importing {name!r} (--imports) failed: {exc}, which "
+                                  f"{name!r} imports; install it") from None
             raise ConfigError(f"cannot import {name!r} (--imports): {exc}; it must be importable "
                               "(installed, or on PYTHONPATH: for a module in the current "
                               "directory, prefix the command with PYTHONPATH=.)") from None
@@ -166,6 +172,8 @@ def import_modules(names: Sequence[str]) -> None:
 
 # -- validation helpers ---------------------------------------------------------------------------
 def _positive(cfg: Any, *names: str) -> None:
+    """Raise :class:`ConfigError` unless every field ``names`` of ``cfg`` is finite and > 0
+    (for a config's ``validate()``)."""
     for n in names:
         v = getattr(cfg, n)
         if not (v > 0 and math.isfinite(v)):
@@ -173,6 +181,7 @@ def _positive(cfg: Any, *names: str) -> None:
 
 
 def _non_negative(cfg: Any, *names: str) -> None:
+    """Raise :class:`ConfigError` unless every field ``names`` of ``cfg`` is finite and >= 0."""
     for n in names:
         v = getattr(cfg, n)
         if not (v >= 0 and math.isfinite(v)):
@@ -181,6 +190,8 @@ def _non_negative(cfg: Any, *names: str) -> None:
 
 def _in_range(cfg: Any, name: str, low: float, high: float, *, low_open: bool = False,
               high_open: bool = False) -> None:
+    """Raise :class:`ConfigError` unless field ``name`` of ``cfg`` lies in [low, high] (an end
+    excluded where ``low_open`` / ``high_open``)."""
     v = getattr(cfg, name)
     ok_low = v > low if low_open else v >= low
     ok_high = v < high if high_open else v <= high
@@ -234,6 +245,7 @@ documented(TrainConfig)
 
 
 def resolved_types(cls: type) -> dict[str, Any]:
+    """Field name → type of the dataclass ``cls``, with string annotations resolved."""
     return typing.get_type_hints(cls)
 
 
@@ -246,6 +258,8 @@ def _is_optional(tp: Any) -> tuple[bool, Any]:
 
 
 def parse_bool(text: str | bool) -> bool:
+    """``true/false``, ``yes/no`` (``y/n``), ``on/off`` or ``1/0``, any case, as a bool; else a
+    ValueError."""
     if isinstance(text, bool):
         return text
     t = str(text).strip().lower()
@@ -314,8 +328,11 @@ def config_from_dict(cls: type[T], values: dict[str, Any], *, strict: bool = Tru
     names = {f.name for f in fields(cls)}  # type: ignore[arg-type]
     unknown = set(values) - names
     if unknown and strict:
+        hints_ = [f"{k!r}: did you mean {close[0]!r}?" for k in sorted(unknown)
+                  if (close := difflib.get_close_matches(k, sorted(names), n=1))]
         raise ConfigError(
             f"unknown {cls.__name__} field(s): {', '.join(sorted(unknown))}"
+            + (f" ({'; '.join(hints_)})" if hints_ else "")
         )
     kwargs = {k: coerce(hints[k], v, k) for k, v in values.items() if k in names}
     return cls(**kwargs)
@@ -331,6 +348,7 @@ def typed_copy(cfg: T) -> T:
 
 
 def config_to_dict(cfg: Any) -> dict[str, Any]:
+    """The config dataclass ``cfg`` as a JSON-ready dict (tuples as lists)."""
     out = dataclasses.asdict(cfg)
     return {k: list(v) if isinstance(v, tuple) else v for k, v in out.items()}
 
@@ -341,6 +359,8 @@ PRESET_DIR = Path(__file__).parent / "presets"
 
 @dataclass(frozen=True)
 class Preset:
+    """A named set of config values in ``algd/presets/NAME.yaml`` (``algd presets``)."""
+
     name: str
     description: str
     values: dict[str, Any]  #: flat overrides (training and algorithm fields; may set algo/env)
@@ -348,10 +368,12 @@ class Preset:
 
 
 def list_presets() -> list[Preset]:
+    """Every preset shipped with algd, by name."""
     return [load_preset(p.stem) for p in sorted(PRESET_DIR.glob("*.yaml"))]
 
 
 def load_preset(name: str) -> Preset:
+    """The preset ``name``; an unknown name is a :class:`ConfigError` that lists the presets."""
     path = PRESET_DIR / f"{name}.yaml"
     if not path.exists():
         known = ", ".join(p.stem for p in sorted(PRESET_DIR.glob("*.yaml")))

@@ -47,6 +47,15 @@ def test_loaded_run_prints_short_and_takes_checkpoint_names(run):
     assert loaded.env_steps == res.summary["best"]["env_steps"]
     assert len(repr(loaded)) < 5_000  # not the replay buffer and RNG states
     assert load_run(str(res.run_dir), checkpoint="last").env_steps == 200
+    assert load_run(res.run_dir, checkpoint="best.pt").env_steps == loaded.env_steps
+    with pytest.raises(ConfigError, match=r"the checkpoint must be one of last, best \(files "
+                                          r"checkpoint.pt, best.pt\), got 'bestt'"):
+        load_run(res.run_dir, checkpoint="bestt")
+    from algd.analysis.evaluation import evaluate_run
+
+    # the file names work here too, as in load_run
+    ev = evaluate_run(res.run_dir, 1, checkpoint="best.pt", write=False, seed=0)
+    assert ev["checkpoint"] == "best.pt" and ev["checkpoint_env_steps"] == loaded.env_steps
     assert callable(resume_run)  # exported next to train
 
 

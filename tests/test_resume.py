@@ -1,6 +1,7 @@
 """Never lose a run: exact resume, signals, non-finite values, corrupt checkpoints (issue 6)."""
 
 import csv
+import json
 import os
 import random
 import signal
@@ -51,6 +52,12 @@ def test_stop_and_extend_equals_uninterrupted_run(tmp_path, reference):
     assert metrics(run_dir) == metrics(reference)
     assert same_best(run_dir, reference)
     assert load_run(run_dir).env_steps == 600
+    # the summary too, at full precision (metrics.csv rounds to 6 digits), timings aside
+    summaries = [json.loads((Path(d) / "summary.json").read_text()) for d in (run_dir, reference)]
+    for s in summaries:
+        for k in ("wall_s", "run_dir", "checkpoint", "plot", "best"):
+            s.pop(k)
+    assert summaries[0] == summaries[1]
 
 
 def _start_cli(out, *extra):

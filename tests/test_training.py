@@ -314,13 +314,15 @@ def test_own_task_by_imports_trains_evaluates_and_resumes_in_fresh_processes(tmp
     assert res.returncode == 0, res.stderr
     assert json.loads((run / "summary.json").read_text())["env_steps"] == 300
 
-    # without the record (a run trained after importing the module by hand)
+    # without the record (a run of an older algd, or of a task registered in a script)
     config = json.loads((run / "config.json").read_text())
     config["train"]["imports"] = []
     (run / "config.json").write_text(json.dumps(config))
     res = algd("eval", str(run))
     assert res.returncode == 2 and "Traceback" not in res.stderr
-    assert "task 'ImportedDetour'" in res.stderr and "import the module" in res.stderr
+    assert "a task 'ImportedDetour'" in res.stderr and "--imports MODULE" in res.stderr
+    res = algd("eval", str(run), "--episodes", "1", "--imports", "imported_tasks_mod")
+    assert res.returncode == 0 and "ImportedDetour" in res.stdout, res.stderr
     res = algd("train", "--imports", "no_such_module_here", "--steps", "200")
     assert res.returncode == 2 and "cannot import 'no_such_module_here'" in res.stderr
     assert "PYTHONPATH=." in res.stderr

@@ -213,10 +213,14 @@ class Agent(nn.Module, ABC):
         batch ``[B, S]`` gives ``[B, A]``.
 
         Raises:
+            TypeError: ``deterministic`` is not a bool.
             ValueError: ``obs`` does not have the task's observation size ``S``.
             NonFiniteObservation: ``obs`` holds NaN or infinity (a policy would map it to NaN
                 actions without a word).
         """
+        if not isinstance(deterministic, (bool, np.bool_)):  # "yes", 0.0: a caller's slip
+            raise TypeError(f"act_np: deterministic must be True or False, got "
+                            f"{deterministic!r}")
         obs = np.asarray(obs, dtype=np.float32)
         single = obs.ndim == 1
         self._check_obs_shape(obs.shape, "act_np")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import difflib
 import sys
+import warnings
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -24,6 +25,10 @@ AgentFactory = Callable[[EnvInfo, Any, torch.device], Agent]
 
 @dataclass(frozen=True)
 class AlgoSpec:
+    """A registered algorithm: its name, agent class, config dataclass and the config values that
+    define it (``algd-vesde`` and ``lgd-vesde`` share ALGD's agent and config and differ in
+    ``energy``). :func:`register_algo` adds one; ``algd algos`` lists them."""
+
     name: str
     agent_cls: AgentFactory
     config_cls: type[Any]  #: a dataclass
@@ -72,7 +77,8 @@ REQUIRED_FIELDS = ("gamma", "cost_gamma")
 
 
 def register_algo(spec: AlgoSpec) -> AlgoSpec:
-    """Add ``spec`` to the registry (under ``spec.name``, replacing any entry of that name).
+    """Add ``spec`` to the registry (under ``spec.name``, replacing any entry of that name;
+    with a warning where another module registered it).
 
     Raises:
         TypeError: the config class is not a dataclass or lacks one of :data:`REQUIRED_FIELDS`.
@@ -90,8 +96,12 @@ def register_algo(spec: AlgoSpec) -> AlgoSpec:
             f"the training loop reads the reward and cost discounts from these fields "
             f"(add e.g. `gamma: float = 0.99` and `cost_gamma: float = 0.99`)"
         )
+    origin = str(sys._getframe(1).f_globals.get("__name__", "?"))
+    if spec.name in _ALGOS and _ORIGIN.get(spec.name) != origin:
+        warnings.warn(f"algorithm {spec.name!r} of {_ORIGIN.get(spec.name)} is replaced by "
+                      f"{origin}'s", stacklevel=2)
     _ALGOS[spec.name] = spec
-    _ORIGIN[spec.name] = str(sys._getframe(1).f_globals.get("__name__", "?"))
+    _ORIGIN[spec.name] = origin
     return spec
 
 
@@ -102,6 +112,8 @@ def algo_origin(name: str) -> str:
 
 
 def get_algo(name: str) -> AlgoSpec:
+    """The registered algorithm ``name``; an unknown name raises
+    :class:`~algd.config.UnknownNameError` (a ``KeyError``) that suggests close matches."""
     try:
         return _ALGOS[name]
     except KeyError:
@@ -114,6 +126,7 @@ def get_algo(name: str) -> AlgoSpec:
 
 
 def list_algos() -> list[AlgoSpec]:
+    """Every registered algorithm, by name."""
     return [_ALGOS[k] for k in sorted(_ALGOS)]
 
 

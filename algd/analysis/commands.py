@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Sequence
 
 from algd.cli import ArgParser as _Parser
-from algd.cli import seed_arg
+from algd.cli import add_imports_arg, import_arg, seed_arg
 from algd.config import ConfigError
 
 
@@ -38,7 +38,9 @@ def cmd_eval(argv: Sequence[str]) -> int:
                    help="last: checkpoint.pt, the end of training (default; writes eval.json); "
                    "best: best.pt, the training evaluation with the highest return within the "
                    "cost limit (writes eval_best.json)")
+    add_imports_arg(p)
     a = p.parse_args(argv)
+    import_arg(a.imports)
     print(format_eval(evaluate_run(a.run_dir, a.episodes, device=a.device, seed=a.seed,
                                    checkpoint=a.checkpoint, progress=True)))
     return 0
@@ -133,7 +135,9 @@ def cmd_landscape(argv: Sequence[str]) -> int:
     p.add_argument("--temperature", type=float, default=0.25,
                    help="demo only: β of the energy-guided chains (default 0.25)")
     p.add_argument("--seed", type=seed_arg, default=0, help="seed of the sampling (default 0)")
+    add_imports_arg(p)
     a = p.parse_args(argv)
+    import_arg(a.imports)
     if a.samples < 2 or a.grid < 3:
         raise ConfigError(f"--samples must be >= 2 and --grid >= 3, got {a.samples}, {a.grid}")
     if a.rho is not None and a.rho <= 0:
@@ -177,7 +181,9 @@ def cmd_modality(argv: Sequence[str]) -> int:
     p.add_argument("--seed", type=seed_arg, default=0, help="seed of rollouts and sampling (default 0)")
     p.add_argument("--out", default=None, help="JSON with every state's test (default: "
                    "modality.json in the deepest directory holding all runs)")
+    add_imports_arg(p)
     a = p.parse_args(argv)
+    import_arg(a.imports)
     chosen, rates = mm.compare_modality(a.runs, reference=a.reference, states=a.states,
                                         samples=a.samples, episodes=a.episodes, seed=a.seed)
     print(mm.format_modality(chosen, rates))

@@ -70,7 +70,8 @@ def evaluate_loaded(
             bar.set_postfix_str(mode, refresh=False)
             torch.manual_seed(seed)  # the stochastic sampler's noise is reproducible too
             res = evaluate(run.agent, env, episodes, deterministic=mode == "deterministic",
-                           seed=seed, on_episode=bar.update)
+                           seed=seed, on_episode=bar.update,
+                           max_episode_steps=run.task.max_episode_steps)
             out[mode] = _stats(res, run.cost_limit)
     finally:
         bar.close()
@@ -97,7 +98,8 @@ def evaluate_run(
         seed: start-state seed (default :func:`default_eval_seed` of the run's seed).
         write: write ``eval.json`` (``eval_best.json`` for the best checkpoint).
         checkpoint: ``last`` (``checkpoint.pt``) or ``best`` (``best.pt``: the best training
-            evaluation within the cost limit, re-measured here on held-out start states).
+            evaluation within the cost limit, re-measured here on held-out start states); the
+            file names work too.
         progress: show a progress bar over the episodes (``algd eval`` does).
     """
     if episodes < 1:
@@ -126,7 +128,7 @@ def evaluate_run(
         **modes,
     }
     if write:
-        path = Path(run_dir) / (EVAL_FILE if checkpoint == "last" else EVAL_BEST_FILE)
+        path = Path(run_dir) / (EVAL_FILE if file == checkpoint_file("last") else EVAL_BEST_FILE)
         atomic_write_text(path, json.dumps(report, indent=2))
         report["path"] = str(path)
     return report

@@ -38,6 +38,8 @@ HEADLESS_HELP = (
 
 @dataclass
 class VideoResult:
+    """What :func:`record_video` wrote and the episodes it shows."""
+
     path: Path  #: the written file
     frames: int
     returns: list[float]  #: undiscounted return of each recorded episode

@@ -92,6 +92,8 @@ class ReplayBuffer:
 
     # -- exact resume ----------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
+        """The stored transitions (the filled part only), the write position and the sampler's
+        generator state: what a checkpoint saves."""
         n = self.size
         return {
             "ptr": self.ptr,
@@ -103,6 +105,7 @@ class ReplayBuffer:
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore :meth:`state_dict` into a buffer of the same capacity (ValueError else)."""
         if state["capacity"] != self.capacity:
             raise ValueError(
                 f"checkpoint buffer capacity {state['capacity']} != configured {self.capacity}"

@@ -181,7 +181,17 @@ class GymVecEnv(ConstrainedVecEnv):
         obs, _ = self.envs[i].reset(seed=seed)
         self._episode_seed[i] = seed
         self._actions[i] = []
-        return np.asarray(obs, dtype=np.float32).reshape(-1)
+        return self._flat(i, obs, "reset()")
+
+    def _flat(self, i: int, obs: Any, where: str) -> np.ndarray:
+        """``obs`` as a flat float32 vector, checked against the observation space's size."""
+        flat = np.asarray(obs, dtype=np.float32).reshape(-1)
+        if flat.shape[0] != self.obs_dim:
+            raise ValueError(
+                f"{self.envs[i]}.{where} returned an observation of shape {np.shape(obs)}, but "
+                f"its observation_space is {self.single_observation_space} ({self.obs_dim} "
+                "numbers); make the two agree")
+        return flat
 
     def reset(self, seed: int | None = None) -> np.ndarray:
         self._seed_rng = np.random.default_rng(seed)
@@ -204,13 +214,15 @@ class GymVecEnv(ConstrainedVecEnv):
         for i, env in enumerate(self.envs):
             obs, r, te, tr, info = env.step(actions[i])
             if "cost" not in info:
+                keys = ", ".join(map(repr, info)) or "none"
                 raise KeyError(
-                    f"{env} did not report info['cost']; wrap it so that each step reports its cost"
+                    f"{env} did not report info['cost'] (its info keys: {keys}); wrap it so that "
+                    "each step reports its cost"
                 )
             reward[i], cost[i], term[i], trunc[i] = r, info["cost"], te, tr
             if critic_terminal is not None and key:  # (critic_terminal exists iff key is set)
                 critic_terminal[i] = te or bool(info.get(key, False))
-            final_obs[i] = np.asarray(obs, dtype=np.float32).reshape(-1)
+            final_obs[i] = self._flat(i, obs, "step()")
             if te or tr:
                 self._obs[i] = self._start_episode(i, int(self._seed_rng.integers(2**31)))
             else:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import difflib
 import sys
+import warnings
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Literal
 
@@ -74,8 +75,12 @@ class TaskSpec:
     @classmethod
     def from_gym(cls, name: str, make_env: Callable[..., gym.Env], **fields: Any) -> "TaskSpec":
         """A task whose environments are single Gymnasium envs reporting ``info["cost"]``,
-        built by ``make_env()`` and stepped together by :class:`GymVecEnv`."""
+        built by ``make_env()`` and stepped together by :class:`GymVecEnv`.
+
+        As ``gym.register(..., max_episode_steps=T)`` would, an environment without a time limit
+        of its own (no ``TimeLimit`` wrapper) is truncated after ``max_episode_steps`` steps."""
         key = fields.get("terminal_info_key")
+        make_env = _time_limited(make_env, fields.get("max_episode_steps"))
         return cls(
             name=name,
             make_vec=lambda n, disc: GymVecEnv([make_env] * n, disc, terminal_info_key=key),
@@ -88,7 +93,32 @@ class TaskSpec:
         return gamma if self.budget == "discounted" else None
 
     def make(self, num_envs: int = 1, gamma: float = 0.99) -> ConstrainedVecEnv:
+        """``num_envs`` environments of the task stepped together; episode costs are discounted by
+        ``gamma`` where the budget is on the discounted cost."""
         return self.make_vec(num_envs, self.eval_cost_discount(gamma))
+
+
+def has_time_limit(env: gym.Env) -> bool:
+    """Whether a wrapper of ``env`` ends its episodes after a number of steps (Gymnasium's
+    ``TimeLimit``, Safety-Gymnasium's ``SafeTimeLimit``, ...)."""
+    while isinstance(env, gym.Wrapper):
+        if isinstance(env, gym.wrappers.TimeLimit) or type(env).__name__.endswith("TimeLimit"):
+            return True
+        env = env.env
+    return False
+
+
+def _time_limited(make_env: Callable[..., gym.Env],
+                  steps: int | None) -> Callable[..., gym.Env]:
+    """``make_env`` whose environments end after ``steps`` steps unless they have a limit."""
+    if steps is None:
+        return make_env
+
+    def make(*args: Any, **kwargs: Any) -> gym.Env:
+        env = make_env(*args, **kwargs)
+        return env if has_time_limit(env) else gym.wrappers.TimeLimit(env, int(steps))
+
+    return make
 
 
 _TASKS: dict[str, TaskSpec] = {}
@@ -101,9 +131,14 @@ _ORIGIN: dict[str, str] = {}
 
 
 def register_task(spec: TaskSpec) -> TaskSpec:
-    """Add a task to the registry (re-registering a name replaces it)."""
+    """Add a task to the registry (re-registering a name replaces it, with a warning where
+    another module registered it)."""
+    origin = str(sys._getframe(1).f_globals.get("__name__", "?"))  # the caller's
+    if spec.name in _TASKS and _ORIGIN.get(spec.name) != origin:
+        warnings.warn(f"task {spec.name!r} of {_ORIGIN.get(spec.name)} is replaced by "
+                      f"{origin}'s", stacklevel=2)
     _TASKS[spec.name] = spec
-    _ORIGIN[spec.name] = str(sys._getframe(1).f_globals.get("__name__", "?"))  # the caller's
+    _ORIGIN[spec.name] = origin
     return spec
 
 
@@ -151,6 +186,7 @@ def get_task(name: str) -> TaskSpec:
 
 
 def list_tasks() -> list[TaskSpec]:
+    """Every registered task, by name (resolvable Safety-Gymnasium ids are not listed)."""
     return [_TASKS[k] for k in sorted(_TASKS)]
 
 

@@ -44,6 +44,8 @@ def tanh_gaussian_log_prob(u: Tensor, mean: Tensor, log_std: Tensor, scale: Tens
 
 
 class ActorSample(NamedTuple):
+    """An action of the tanh-Gaussian actor and its log-probability."""
+
     action: Tensor  #: [B, A] in the action box
     log_prob: Tensor  #: [B] log π(action|s) (zeros for the deterministic action)
 

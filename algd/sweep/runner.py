@@ -91,6 +91,8 @@ class TrialRecord:
 
 @dataclass
 class SweepResult:
+    """What :func:`run_sweep` returns: the sweep directory, one record per trial, the wall time."""
+
     out: Path
     trials: list[TrialRecord]
     wall_s: float
@@ -100,6 +102,7 @@ class SweepResult:
         return all(r.status == "done" for r in self.trials)
 
     def counts(self) -> dict[str, int]:
+        """Trials by outcome (``done``, ``failed``, ...)."""
         return _counts(self.trials)
 
 

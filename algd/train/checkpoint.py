@@ -81,19 +81,24 @@ def registered_parts(run_dir: Path, train_cfg: TrainConfig) -> tuple[AlgoSpec, T
     try:
         return get_algo(train_cfg.algo), get_task(train_cfg.env)
     except KeyError as exc:
-        first = str(exc.args[0]).split(". ")[0]
+        what = str(exc.args[0]).split(". ")[0].removeprefix("unknown ")  # task 'Corridor'
+        article = "an" if what[:1] in "aeiou" else "a"
         raise CheckpointError(
-            f"{run_dir} was trained with an {first.removeprefix('unknown ')}, which is not "
+            f"{run_dir} was trained with {article} {what}, which is not "
             "registered in this process: if it is your own, import the module that registers it "
-            "first (runs trained with --imports MODULE do this themselves)"
+            "first (`algd eval|video|landscape|modality --imports MODULE`; runs trained with "
+            "--imports MODULE do this themselves)"
         ) from None
 
 
 def checkpoint_file(which: str) -> str:
-    """The file of ``which`` checkpoint: ``last`` (the end of training) or ``best``."""
+    """The file of ``which`` checkpoint: ``last`` (the end of training) or ``best``, also
+    accepted as their file names (``checkpoint.pt``, ``best.pt``)."""
+    if which in CHECKPOINT_FILES.values():
+        return which
     if which not in CHECKPOINT_FILES:
-        raise ConfigError(f"--checkpoint must be one of {', '.join(CHECKPOINT_FILES)}, got "
-                          f"{which!r}")
+        raise ConfigError(f"the checkpoint must be one of {', '.join(CHECKPOINT_FILES)} (files "
+                          f"{', '.join(CHECKPOINT_FILES.values())}), got {which!r}")
     return CHECKPOINT_FILES[which]
 
 
@@ -106,6 +111,8 @@ def atomic_torch_save(state: dict[str, Any], path: Path) -> None:
 
 
 def read_config(run_dir: Path) -> dict[str, Any]:
+    """The run's ``config.json`` (``train``, ``algo``, ``task`` sections); a path that is not a
+    run directory is a :class:`CheckpointError` that says what to pass."""
     path = Path(run_dir) / "config.json"
     if Path(run_dir).is_file():  # `--resume RUN/checkpoint.pt`, say
         raise CheckpointError(f"{run_dir} is a file, not a run directory; pass the directory "
@@ -188,8 +195,9 @@ def load_run(
     ``checkpoint``: the file to load, :data:`CHECKPOINT_NAME` (the last state) or
     :data:`BEST_NAME` (the best evaluation within the cost limit), or ``"last"`` / ``"best"``.
     """
-    checkpoint = CHECKPOINT_FILES.get(checkpoint, checkpoint)
     run_dir = Path(run_dir)
+    if not (run_dir / checkpoint).is_file():  # a name other than a file of the run's
+        checkpoint = checkpoint_file(checkpoint)
     config = read_config(run_dir)
     if checkpoint == BEST_NAME and not (run_dir / BEST_NAME).exists():
         why = ("it was trained with --keep-best false"

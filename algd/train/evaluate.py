@@ -12,6 +12,8 @@ from algd.algos.base import Agent
 from algd.envs.core import ConstrainedVecEnv
 
 MAX_EVAL_ENVS = 16  #: most evaluation environments stepped together
+#: an evaluation episode longer than this many times its task's episode length is an error
+STUCK_FACTOR = 10
 
 
 def eval_env_count(episodes: int, max_envs: int = MAX_EVAL_ENVS) -> int:
@@ -26,12 +28,16 @@ def eval_env_count(episodes: int, max_envs: int = MAX_EVAL_ENVS) -> int:
 
 @dataclass
 class EvalResult:
+    """What :func:`evaluate` measured: one entry per episode, in the order they ended."""
+
     returns: np.ndarray  #: [episodes] undiscounted episode returns
     costs: np.ndarray  #: [episodes] episode costs (discounted if the env is configured so)
     lengths: np.ndarray  #: [episodes]
     trajectories: list[np.ndarray] = field(default_factory=list)  #: observations per episode
 
     def summary(self, prefix: str = "eval_") -> dict[str, float]:
+        """Mean and standard deviation of the returns and costs, and the mean length, as
+        ``{prefix}return``, ``{prefix}return_std``, ... (the evaluation columns of metrics.csv)."""
         return {
             f"{prefix}return": float(self.returns.mean()),
             f"{prefix}return_std": float(self.returns.std()),
@@ -50,16 +56,20 @@ def evaluate(
     seed: int | None = None,
     record: bool = False,
     on_episode: Callable[[], None] | None = None,
+    max_episode_steps: int | None = None,
 ) -> EvalResult:
     """Run ``episodes`` complete episodes and return their returns, costs and lengths.
 
     The environment's ``N`` sub-environments each contribute their *first* episode per round
     (rounds of N episodes until enough are collected), so short episodes are not over-sampled.
     With the same ``seed``, every evaluation sees the same start states. ``on_episode`` is
-    called once per episode kept (a progress bar's ``update``).
+    called once per episode kept (a progress bar's ``update``). ``max_episode_steps``: the
+    task's episode length T; an episode still running after ``STUCK_FACTOR · T`` steps raises
+    a ``ValueError`` (an environment that never ends its episodes), where it would hang.
     """
     if episodes < 1:
         raise ValueError(f"episodes must be >= 1, got {episodes}")
+    stuck = None if max_episode_steps is None else STUCK_FACTOR * max_episode_steps
     n = env.num_envs
     returns: list[float] = []
     costs: list[float] = []
@@ -70,7 +80,15 @@ def evaluate(
         obs = env.reset(seed=None if seed is None else seed + rnd * n)
         active = np.ones(n, dtype=bool)
         paths: list[list[np.ndarray]] = [[o] for o in obs] if record else []
+        steps = 0
         while active.any():
+            steps += 1
+            if stuck is not None and steps > stuck:
+                raise ValueError(
+                    f"an evaluation episode has run {stuck} steps, {STUCK_FACTOR}× the task's "
+                    f"max_episode_steps ({max_episode_steps}), without ending: the environment "
+                    "must end its episodes (terminated or truncated; TaskSpec.from_gym adds a "
+                    "time limit of max_episode_steps, a task's own make_vec must end them)")
             step = env.step(agent.act_np(obs, deterministic))
             if record:
                 for i in np.flatnonzero(active):

@@ -114,7 +114,46 @@ class RunResult:
     agent: Agent  #: the trained agent, ready to ``act_np`` (also reloadable by ``load_run``)
 
 
+def check_diagnostics(agent: Agent, diag: Any) -> None:
+    """TypeError unless ``diag``, what ``agent.update`` returned, is a dict of one-element
+    tensors named exactly as ``agent.diagnostics`` declares (the metrics.csv columns)."""
+    name = type(agent).__name__
+    if not isinstance(diag, dict):
+        raise TypeError(f"{name}.update must return a dict of scalar tensors, got "
+                        f"{type(diag).__name__}")
+    for k, v in diag.items():
+        if not isinstance(v, Tensor) or v.numel() != 1:
+            what = type(v).__name__ if not isinstance(v, Tensor) else f"shape {tuple(v.shape)}"
+            raise TypeError(f"{name}.update returned {k!r} as {what}: diagnostics must be "
+                            "detached one-element tensors on the device (return loss.detach(), "
+                            "not loss.item() or a float)")
+    missing = [k for k in agent.diagnostics if k not in diag]
+    extra = [k for k in diag if k not in agent.diagnostics]
+    if missing or extra:
+        raise TypeError(
+            f"{name}.update's diagnostics do not match {name}.diagnostics, the metrics.csv "
+            f"columns: " + "; ".join(
+                [f"declared but not returned: {', '.join(missing)}"] * bool(missing)
+                + [f"returned but not declared: {', '.join(extra)}"] * bool(extra)))
+
+
+def registering_modules(algo: str, env: str, imports: Sequence[str]) -> tuple[str, ...]:
+    """``imports`` plus the modules outside algd that registered ``algo`` and ``env``, where a
+    fresh process can import them (not a script's ``__main__``) and ``imports`` does not
+    already cover them."""
+    from algd.algos.registry import algo_origin
+    from algd.envs.registry import task_origin
+
+    out = list(imports)
+    for origin in (algo_origin(algo), task_origin(env)):
+        covered = any(origin == m or origin.startswith(m + ".") for m in out)
+        if origin.split(".")[0] not in ("algd", "__main__", "?") and not covered:
+            out.append(origin)
+    return tuple(out)
+
+
 def default_run_dir(cfg: TrainConfig) -> Path:
+    """``runs/ENV/ALGO/seedN-YYYYMMDD-HHMMSS``, where a run goes without ``--out``."""
     stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
     return Path("runs") / cfg.env / cfg.algo / f"seed{cfg.seed}-{stamp}"
 
@@ -130,12 +169,20 @@ class Trainer:
     def __init__(self, cfg: TrainConfig, algo_cfg: Any) -> None:
         cfg, algo_cfg = typed_copy(cfg), typed_copy(algo_cfg)  # Python callers: typed values
         import_modules(cfg.imports)  # the user's own tasks and algorithms
+        self.algo: AlgoSpec = get_algo(cfg.algo)
+        if not isinstance(algo_cfg, self.algo.config_cls):
+            raise ConfigError(
+                f"{cfg.algo} is configured by a {self.algo.config_cls.__name__}, not a "
+                f"{type(algo_cfg).__name__}; build it with make_configs({cfg.algo!r}, ...) or "
+                f"get_algo({cfg.algo!r}).make_config(...)")
         cfg.validate()
         algo_cfg.validate()
         gemm.requested_backend()  # a mistyped ALGD_GEMM stops here, before a run directory exists
         self.cfg, self.algo_cfg = cfg, algo_cfg
-        self.algo: AlgoSpec = get_algo(cfg.algo)
         self.task: TaskSpec = get_task(cfg.env)
+        # a task or algorithm registered by the user's own module, imported before training:
+        # recorded, so that evaluating or resuming the run imports it too
+        cfg.imports = registering_modules(cfg.algo, cfg.env, cfg.imports)
         self._threads_before = torch.get_num_threads()  # put back when run()/resume() return
         if cfg.torch_threads is not None:
             torch.set_num_threads(cfg.torch_threads)
@@ -183,6 +230,7 @@ class Trainer:
         self._episodes: list[tuple[float, float]] = []  # (return, cost) since the last row
         self._recent: list[tuple[float, float]] = []  # last few episodes, for the progress bar
         self._diag_sum: dict[str, Tensor] = {}
+        self._diag_checked = False
         self._diag_count = 0
         self._finite = torch.ones((), dtype=torch.bool, device=self.device)
         self._checked_updates = 0
@@ -301,6 +349,9 @@ class Trainer:
         # the next row's rates cover the work since the last row, part of it before the stop
         self._last_row_time -= float(state["trainer"].get("since_last_row_s", 0.0))
         self.rows = _rows_as_dicts(self.run_dir / "metrics.csv")
+        edge = state["trainer"].get("edge_rows") or []
+        if edge and self.rows:
+            self.rows[0], self.rows[-1] = dict(edge[0]), dict(edge[-1])
         if self.cfg.progress:
             print(f"resuming {self.run_dir} at environment step {done} of {self.cfg.steps}"
                   if done < self.cfg.steps else
@@ -421,6 +472,9 @@ class Trainer:
         while self._update_credit >= 1.0:
             self._update_credit -= 1.0
             diag = self._update(self.buffer.sample(self.cfg.batch_size))
+            if not self._diag_checked:  # an algorithm's own update: its contract, once
+                check_diagnostics(self.agent, diag)
+                self._diag_checked = True
             values = torch.stack(list(diag.values()))
             self._finite &= torch.isfinite(values).all()  # stays on the device
             for k, v in zip(diag, values):
@@ -503,6 +557,7 @@ class Trainer:
             self._last_eval = evaluate(
                 self.agent, self.eval_env, self.cfg.eval_episodes,
                 deterministic=self.cfg.eval_deterministic, seed=self.seeds.eval_env,
+                max_episode_steps=self.task.max_episode_steps,
             )
         except NonFiniteObservation as exc:
             raise self._non_finite_observation("evaluation", exc) from None
@@ -619,6 +674,8 @@ class Trainer:
             "diag_count": self._diag_count,
             "checked_updates": self._checked_updates,
             "rows_logged": len(self.rows),
+            # the summary's first and last rows at full precision (metrics.csv keeps 6 digits)
+            "edge_rows": [self.rows[0], self.rows[-1]] if self.rows else [],
             "last_row_steps": self._last_row_steps,
             "last_row_updates": self._last_row_updates,
             "wall_s": self._wall_offset + time.perf_counter() - self._start,
@@ -725,6 +782,8 @@ class Trainer:
 
     # -- files ----------------------------------------------------------------------------------
     def resolved_config(self) -> dict[str, Any]:
+        """What ``config.json`` records: the training and algorithm configs as run (``--compile
+        auto`` resolved) and the task's budget, limit and critic threshold."""
         return {
             "train": config_to_dict(self.cfg),
             "algo": config_to_dict(self.algo_cfg),
@@ -754,7 +813,8 @@ class Trainer:
         trajectories = costs = None
         if self.task.position is not None:  # 2-D task: show where the final policy goes
             paths = evaluate(self.agent, self.eval_env, 32, deterministic=False,
-                             seed=self.seeds.eval_env + 1, record=True)
+                             seed=self.seeds.eval_env + 1, record=True,
+                             max_episode_steps=self.task.max_episode_steps)
             trajectories, costs = paths.trajectories, paths.costs.tolist()
         return plot_run(
             self.run_dir, self.cost_limit, title=f"{self.cfg.algo} on {self.cfg.env} "
@@ -1041,6 +1101,15 @@ def make_configs(algo: str | None = None, preset: str | None = None,
 
 
 def train(cfg: TrainConfig, algo_overrides: dict[str, Any] | None = None) -> RunResult:
-    """Train ``cfg.algo`` on ``cfg.env``; ``algo_overrides`` set algorithm config fields."""
-    algo_cfg = get_algo(cfg.algo).make_config(algo_overrides)
+    """Train ``cfg.algo`` on ``cfg.env``; ``algo_overrides`` set algorithm config fields (the
+    algorithm's defaults ← ``algo_overrides``; :func:`make_configs` adds presets)."""
+    import_modules(typed_copy(cfg).imports)  # cfg.algo may be registered by one of them
+    spec = get_algo(cfg.algo)
+    train_names = {f.name for f in dataclasses.fields(TrainConfig)}
+    misplaced = sorted(set(algo_overrides or {}) & train_names
+                       - {f.name for f in dataclasses.fields(spec.config_cls)})
+    if misplaced:
+        raise ConfigError(f"{', '.join(misplaced)}: training option(s), not {cfg.algo}'s; set "
+                          f"them on the TrainConfig (TrainConfig({misplaced[0]}=...))")
+    algo_cfg = spec.make_config(algo_overrides)
     return Trainer(cfg, algo_cfg).run()
