@@ -205,3 +205,22 @@ def test_a_task_registered_by_a_script_is_refused_for_sweeps(tmp_path):
     # from Python, single values where tuples are meant are read as one-element tuples
     s = SweepConfig(out=tmp_path, algos="algd-vesde,algd-ddpm", seeds=3)
     assert s.algos == ("algd-vesde", "algd-ddpm") and s.seeds == (3,) and s.out == str(tmp_path)
+
+
+def test_a_resumed_sweeps_progress_bar_starts_at_the_steps_already_done():
+    """Steps done before the command (finished or checkpointed trials) are where the bar
+    starts, not progress: its rate and ETA count only the steps this command runs."""
+    import io
+
+    from algd.sweep.runner import TrialRecord, _Display
+
+    records = [TrialRecord(f"t{i}", "algd-vesde", "PointDetour", i, {}, 1000) for i in range(3)]
+    records[0].env_steps, records[1].env_steps = 1000, 400  # done, resumable from 400
+    stream = io.StringIO()
+    display = _Display(records, True, stream)
+    assert display.bar.format_dict["initial"] == 1400 and display.bar.n == 1400
+    records[2].status = "running"
+    records[2].env_steps = 100
+    display.refresh(records)
+    assert display.bar.n == 1500 and display.bar.format_dict["total"] == 3000
+    display.close()

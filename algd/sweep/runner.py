@@ -448,8 +448,13 @@ class _Display:
         if enabled:
             from tqdm.auto import tqdm
 
-            self.bar = tqdm(total=sum(r.steps for r in records), desc="sweep", unit="step",
-                            file=stream, dynamic_ncols=True, smoothing=0.05, mininterval=0.5)
+            # the steps of a resumed sweep's finished and checkpointed trials are the bar's
+            # start, not progress: counted as progress, they showed millions of steps/s and
+            # an ETA of seconds
+            done = sum(min(r.env_steps, r.steps) for r in records)
+            self.bar = tqdm(total=sum(r.steps for r in records), initial=done, desc="sweep",
+                            unit="step", file=stream, dynamic_ncols=True, smoothing=0.05,
+                            mininterval=0.5)
 
     def event(self, text: str) -> None:
         if self.bar is not None:
