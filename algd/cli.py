@@ -148,7 +148,7 @@ def resolve_train_args(argv: Sequence[str]) -> tuple[TrainConfig, Any]:
     pre.add_argument("--imports", default="")
     known, _ = pre.parse_known_args(argv)
     # first: the modules may register the --algo and --env named here
-    import_modules([m.strip() for m in known.imports.split(",") if m.strip()])
+    import_arg(known.imports)
     preset_algo = load_preset(known.preset).values.get("algo") if known.preset else None
     algo_name = known.algo or preset_algo or TrainConfig.algo
     get_algo(algo_name)  # an unknown name: suggestions before the parser is built
@@ -289,7 +289,7 @@ def _parse_listing(name: str, argv: Sequence[str], what: str, imports: bool = Tr
                             f"{what}), as `algd train --imports` takes them")
     args = p.parse_args(list(argv))
     if imports:
-        import_modules([m.strip() for m in args.imports.split(",") if m.strip()])
+        import_arg(args.imports)
 
 
 def cmd_algos(argv: Sequence[str]) -> int:

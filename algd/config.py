@@ -170,6 +170,13 @@ def import_modules(names: Sequence[str]) -> None:
                               "directory, prefix the command with PYTHONPATH=.)") from None
 
 
+def imported_by(module: str, imports: Sequence[str]) -> bool:
+    """Whether importing ``imports`` (in a fresh process) imports ``module``: algd itself, one of
+    them, or a submodule of one."""
+    return module.split(".")[0] == "algd" or any(
+        module == m or module.startswith(m + ".") for m in imports)
+
+
 # -- validation helpers ---------------------------------------------------------------------------
 def _positive(cfg: Any, *names: str) -> None:
     """Raise :class:`ConfigError` unless every field ``names`` of ``cfg`` is finite and > 0

@@ -12,6 +12,14 @@ from algd.train import Trainer
 from algd.train.checkpoint import BEST_NAME, read_checkpoint
 from algd.train.loop import resume_run
 
+#: a tiny run: settings for TrainConfig, for the algorithm (ALGD), and as `algd train` flags
+TINY = dict(warmup_steps=100, eval_every=100, eval_episodes=2, batch_size=32, progress=False,
+            plot=False, torch_threads=1)
+TINY_ALGO = dict(policy_hidden=16, critic_hidden=(16, 16))
+CLI_TINY = ["--warmup-steps", "100", "--eval-every", "100", "--eval-episodes", "2",
+            "--batch-size", "32", "--progress", "false", "--plot", "false",
+            "--torch-threads", "1", "--policy-hidden", "16", "--critic-hidden", "16,16"]
+
 #: columns that measure the machine, not the run: left out when runs are compared
 TIMING = {"updates_per_s", "env_steps_per_s", "wall_s"}
 

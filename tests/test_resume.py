@@ -14,7 +14,7 @@ import gymnasium as gym
 import numpy as np
 import pytest
 import torch
-from helpers import metrics, same_best
+from helpers import CLI_TINY, TINY, TINY_ALGO, metrics, same_best
 
 from algd.algos import get_algo
 from algd.cli import main
@@ -23,13 +23,6 @@ from algd.envs import PointDetourVec, TaskSpec, register_task
 from algd.train import Trainer
 from algd.train.checkpoint import CheckpointError, load_run, read_checkpoint
 from algd.train.loop import TrainingInterrupted, resume_run
-
-TINY = dict(warmup_steps=100, eval_every=100, eval_episodes=2, batch_size=32, progress=False,
-            plot=False, torch_threads=1)
-TINY_ALGO = dict(policy_hidden=16, critic_hidden=(16, 16))
-CLI_TINY = ["--warmup-steps", "100", "--eval-every", "100", "--eval-episodes", "2",
-            "--batch-size", "32", "--progress", "false", "--plot", "false",
-            "--torch-threads", "1", "--policy-hidden", "16", "--critic-hidden", "16,16"]
 
 
 def train_run(out, **kw):

@@ -8,6 +8,7 @@ import gymnasium as gym
 import numpy as np
 import pytest
 import torch
+from helpers import CLI_TINY, TINY
 
 from algd.algos import get_algo
 from algd.algos.registry import AlgoSpec, register_algo
@@ -20,13 +21,6 @@ from algd.envs.registry import has_time_limit
 from algd.train import Trainer, evaluate, train
 from algd.train.checkpoint import env_info_for, load_run
 from algd.train.loop import check_diagnostics, make_configs
-
-TINY = dict(warmup_steps=100, eval_every=100, eval_episodes=2, batch_size=32, progress=False,
-            plot=False, torch_threads=1)
-TINY_ALGO = dict(policy_hidden=16, critic_hidden=(16, 16))
-CLI_TINY = ["--warmup-steps", "100", "--eval-every", "100", "--eval-episodes", "2",
-            "--batch-size", "32", "--progress", "false", "--plot", "false",
-            "--torch-threads", "1", "--policy-hidden", "16", "--critic-hidden", "16,16"]
 
 
 @pytest.fixture(autouse=True)

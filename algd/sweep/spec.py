@@ -32,6 +32,7 @@ from algd.config import (
     config_from_dict,
     documented,
     import_modules,
+    imported_by,
     load_preset,
     resolved_types,
 )
@@ -294,13 +295,9 @@ def _check_workers_can_register(imports: Sequence[str], algos: Sequence[str],
     from algd.algos.registry import algo_origin
     from algd.envs.registry import task_origin
 
-    def reachable(module: str) -> bool:
-        return module.split(".")[0] == "algd" or any(
-            module == m or module.startswith(m + ".") for m in imports)
-
     for kind, name, origin in [*(("algorithm", a, algo_origin(a)) for a in algos),
                                *(("task", e, task_origin(e)) for e in envs)]:
-        if reachable(origin):
+        if imported_by(origin, imports):
             continue
         where = "this script (__main__)" if origin == "__main__" else f"module {origin!r}"
         raise ConfigError(

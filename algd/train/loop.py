@@ -52,6 +52,7 @@ from algd.config import (
     config_from_dict,
     config_to_dict,
     import_modules,
+    imported_by,
     typed_copy,
 )
 from algd.envs.core import VecStep
@@ -146,8 +147,7 @@ def registering_modules(algo: str, env: str, imports: Sequence[str]) -> tuple[st
 
     out = list(imports)
     for origin in (algo_origin(algo), task_origin(env)):
-        covered = any(origin == m or origin.startswith(m + ".") for m in out)
-        if origin.split(".")[0] not in ("algd", "__main__", "?") and not covered:
+        if origin not in ("__main__", "?") and not imported_by(origin, out):
             out.append(origin)
     return tuple(out)
 
