@@ -8,7 +8,7 @@ import gymnasium as gym
 import numpy as np
 import pytest
 import torch
-from helpers import CLI_TINY, TINY
+from helpers import CLI_TINY, TINY, TINY_ALGO
 
 from algd.algos import get_algo
 from algd.algos.registry import AlgoSpec, register_algo
@@ -88,10 +88,14 @@ def test_an_evaluation_episode_that_never_ends_is_an_error_not_a_hang():
         evaluate(agent, env, 1, max_episode_steps=20)
 
 
-def test_an_observation_of_the_wrong_size_and_a_missing_cost_say_what_the_env_did():
+def test_an_observation_of_the_wrong_size_and_a_missing_cost_say_what_the_env_did(tmp_path):
     with pytest.raises(ValueError, match=r"reset\(\) returned an observation of shape \(3,\), "
                                          r"but its observation_space is Box.*\(1 numbers\)"):
         walk_task("WalkBadObs", obs_size=3).make(1).reset(seed=0)
+    register_task(walk_task("WalkBadObsRun", obs_size=3))
+    with pytest.raises(ValueError, match="returned an observation of shape"):
+        train(TrainConfig(env="WalkBadObsRun", out=str(tmp_path / "run"), **TINY), TINY_ALGO)
+    assert not (tmp_path / "run").exists()  # stopped before anything was written
     env = walk_task("WalkNoCost", cost_key="costs").make(1)
     env.reset(seed=0)
     with pytest.raises(KeyError, match=r"did not report info\['cost'\] \(its info keys: "

@@ -260,6 +260,9 @@ class Trainer:
 
     def _run(self, run_dir: Path | str | None, keep: Sequence[str]) -> RunResult:
         self.run_dir = Path(run_dir or self.cfg.out or default_run_dir(self.cfg))
+        # first: an environment that cannot start (a user's task with the wrong observation
+        # size, say) stops the run before anything is written
+        self._obs = self.env.reset(seed=self.seeds.env)
         _prepare_run_dir(self.run_dir, keep,
                          restart=(self.cfg, self.algo_cfg) if self.cfg.checkpoint else None)
         with run_lock(self.run_dir):  # one process per run directory
@@ -282,7 +285,6 @@ class Trainer:
         self._write_config()
         self._open_logger()
         self._say_compile()
-        self._obs = self.env.reset(seed=self.seeds.env)
         if self.cfg.progress:  # before the bar exists; tens of seconds on the navigation tasks
             n = self.cfg.eval_episodes
             print(f"evaluating the untrained policy ({n} episode{'s' * (n != 1)}) ...",
