@@ -28,6 +28,7 @@ from algd.config import (
     TrainConfig,
     field_docs,
     import_modules,
+    imported_by,
     list_presets,
     load_preset,
     resolved_types,
@@ -298,7 +299,7 @@ def cmd_algos(argv: Sequence[str]) -> int:
     _parse_listing("algos", argv, "algorithms")
     for spec in list_algos():
         origin = algo_origin(spec.name)
-        mine = "" if origin.split(".")[0] == "algd" else f"  (registered by {origin})"
+        mine = "" if imported_by(origin, ()) else f"  (registered by {origin})"
         print(f"{spec.name:14s} {spec.description}{mine}")
     return 0
 
@@ -312,7 +313,7 @@ def cmd_envs(argv: Sequence[str]) -> int:
 
     def group(t: Any) -> str:  # a user's task (--imports) is not built in, whatever its protocol
         origin = task_origin(t.name)
-        return t.protocol if origin.split(".")[0] == "algd" else f"registered by {origin}"
+        return t.protocol if imported_by(origin, ()) else f"registered by {origin}"
 
     order = {"built-in": 0, "ALGD/CAL": 1, "Safety-Gymnasium": 2}
     titles = {"built-in": "built-in:", "ALGD/CAL": "ALGD/CAL protocol (the paper's):"}

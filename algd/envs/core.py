@@ -169,7 +169,8 @@ class GymVecEnv(ConstrainedVecEnv):
         self._low = self.single_action_space.low
         self._high = self.single_action_space.high
         self._tracker = EpisodeTracker(self.num_envs, cost_discount)
-        self._obs = np.zeros((self.num_envs, self.obs_dim), dtype=np.float32)
+        self._obs_size = self.obs_dim  # checked on every observation (_flat)
+        self._obs = np.zeros((self.num_envs, self._obs_size), dtype=np.float32)
         self._terminal_key = terminal_info_key
         self._seed_rng = np.random.default_rng()
         self._episode_seed = np.zeros(self.num_envs, dtype=np.int64)
@@ -186,10 +187,10 @@ class GymVecEnv(ConstrainedVecEnv):
     def _flat(self, i: int, obs: Any, where: str) -> np.ndarray:
         """``obs`` as a flat float32 vector, checked against the observation space's size."""
         flat = np.asarray(obs, dtype=np.float32).reshape(-1)
-        if flat.shape[0] != self.obs_dim:
+        if flat.shape[0] != self._obs_size:
             raise ValueError(
                 f"{self.envs[i]}.{where} returned an observation of shape {np.shape(obs)}, but "
-                f"its observation_space is {self.single_observation_space} ({self.obs_dim} "
+                f"its observation_space is {self.single_observation_space} ({self._obs_size} "
                 "numbers); make the two agree")
         return flat
 
