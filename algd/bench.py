@@ -217,8 +217,9 @@ def _algo_config(algo: str, size: str, compile_mode: str,
     return cfg, batch
 
 
-def _make_agent(algo: str, cfg: Any, device: torch.device, compile_mode: str):
-    info = EnvInfo(OBS_DIM, ACT_DIM, -np.ones(ACT_DIM, np.float32), np.ones(ACT_DIM, np.float32),
+def _make_agent(algo: str, cfg: Any, device: torch.device, compile_mode: str,
+                obs_dim: int = OBS_DIM):
+    info = EnvInfo(obs_dim, ACT_DIM, -np.ones(ACT_DIM, np.float32), np.ones(ACT_DIM, np.float32),
                    cost_threshold=10.0)
     agent = get_algo(algo).agent_cls(info, cfg, device)
     if compile_mode not in ("none", GRAPH_MODE):
@@ -226,11 +227,11 @@ def _make_agent(algo: str, cfg: Any, device: torch.device, compile_mode: str):
     return agent
 
 
-def _filled_buffer(device: torch.device, n: int = 4096) -> ReplayBuffer:
+def _filled_buffer(device: torch.device, n: int = 4096, obs_dim: int = OBS_DIM) -> ReplayBuffer:
     rng = np.random.default_rng(0)
-    buf = ReplayBuffer(n, OBS_DIM, ACT_DIM, device, seed=0)
-    buf.add(rng.normal(size=(n, OBS_DIM)), rng.uniform(-1, 1, (n, ACT_DIM)), rng.normal(size=n),
-            rng.uniform(size=n), rng.normal(size=(n, OBS_DIM)), np.zeros(n))
+    buf = ReplayBuffer(n, obs_dim, ACT_DIM, device, seed=0)
+    buf.add(rng.normal(size=(n, obs_dim)), rng.uniform(-1, 1, (n, ACT_DIM)), rng.normal(size=n),
+            rng.uniform(size=n), rng.normal(size=(n, obs_dim)), np.zeros(n))
     return buf
 
 
@@ -269,14 +270,15 @@ class UpdateCase:
 
 def prepare_update(algo: str, size: str, device: torch.device, compile_mode: str = "none",
                    overrides: dict[str, Any] | None = None,
-                   label: str | None = None) -> UpdateCase:
-    """Build, warm up and FLOP-count one algorithm's update (raises if compilation fails)."""
+                   label: str | None = None, obs_dim: int = OBS_DIM) -> UpdateCase:
+    """Build, warm up and FLOP-count one algorithm's update (raises if compilation fails);
+    ``obs_dim`` is the observation size (default: HalfCheetah's 17; the action is 6-wide)."""
     torch.manual_seed(0)
     cfg, batch_size = _algo_config(algo, size, compile_mode, overrides)
     # compiled only after the FLOPs are counted: counting runs the update under a dispatch mode,
     # and a compiled function once called under one stays slow (measured: torch 2.13, CPU)
-    agent = _make_agent(algo, cfg, device, "none")
-    buf = _filled_buffer(device)
+    agent = _make_agent(algo, cfg, device, "none", obs_dim)
+    buf = _filled_buffer(device, obs_dim=obs_dim)
     batch = buf.sample(batch_size)
     agent.update(batch)  # warm-up
     flops = count_flops(lambda: agent.update(batch))  # eager: a replayed graph hides its ops

@@ -206,6 +206,8 @@ def _resume_args(argv: Sequence[str]) -> tuple[str | None, dict[str, Any]]:
 
 
 def cmd_train(argv: Sequence[str]) -> int:
+    """``algd train``: train a new run from flags (or a preset), or go on with one (``--resume
+    RUN_DIR``); prints the final evaluation. Returns the exit status."""
     from algd.analysis.plots import format_duration
     from algd.train.auto_compile import CompileFailed
     from algd.train.loop import NonFiniteError, Trainer, TrainingInterrupted, resume_run
@@ -261,6 +263,7 @@ def _best_line(s: dict) -> str:
 
 
 def cmd_sweep(argv: Sequence[str]) -> int:
+    """``algd sweep``: algorithms × seeds × a grid on Ray, local or a cluster (:mod:`algd.sweep.cli`)."""
     from algd.sweep.cli import cmd_sweep as sweep
 
     return sweep(argv)
@@ -294,6 +297,7 @@ def _parse_listing(name: str, argv: Sequence[str], what: str, imports: bool = Tr
 
 
 def cmd_algos(argv: Sequence[str]) -> int:
+    """``algd algos``: the registered algorithms, built-in and registered by user modules."""
     from algd.algos.registry import algo_origin, list_algos
 
     _parse_listing("algos", argv, "algorithms")
@@ -305,6 +309,8 @@ def cmd_algos(argv: Sequence[str]) -> int:
 
 
 def cmd_envs(argv: Sequence[str]) -> int:
+    """``algd envs``: the registered tasks by protocol, with their limits and the extras that are
+    not installed."""
     from algd.envs.extras import INSTALL_COMMANDS, extra_available
     from algd.envs.registry import list_tasks, task_origin
 
@@ -336,6 +342,7 @@ def cmd_envs(argv: Sequence[str]) -> int:
 
 
 def cmd_presets(argv: Sequence[str]) -> int:
+    """``algd presets``: the shipped presets with their descriptions."""
     _parse_listing("presets", argv, "presets", imports=False)
     for p in list_presets():
         print(f"{p.name:24s} {p.description}")
@@ -343,6 +350,7 @@ def cmd_presets(argv: Sequence[str]) -> int:
 
 
 def cmd_bench(argv: Sequence[str]) -> int:
+    """``algd bench``: the speed benchmark (:mod:`algd.bench`)."""
     from algd.bench import main as bench_main
 
     return bench_main(list(argv))
@@ -360,6 +368,7 @@ def _analysis(name: str):
 
 
 def cmd_video(argv: Sequence[str]) -> int:
+    """``algd video``: record a run's policy acting in its task as an MP4 (a GIF without ffmpeg)."""
     try:
         from algd.analysis.video import record_video
     except (ImportError, AttributeError) as exc:  # MuJoCo failed to load the MUJOCO_GL backend

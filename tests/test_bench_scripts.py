@@ -81,6 +81,16 @@ def test_gemm_backends_prints_both_backends():
     assert re.search(r"GFLOP/s torch [\d.]+, oneDNN [\d.]+", out), out
 
 
+def test_split_first_layer_gradient_check_and_rows():
+    out = run_script("split_first_layer.py", "--algos", "algd-vesde", "--sizes", "builtin",
+                     "--obs-dims", "5,9", "--repeats", "1")
+    rows = table_rows(out, "algd-vesde@builtin obs=")
+    assert [r[1] for r in rows] == ["obs=5", "obs=9"], out
+    for r in rows:
+        assert float(r[4].rstrip("x")) > 0, out
+        assert float(r[5]) < 1e-4, out  # largest relative difference of the action gradient
+
+
 def test_update_cost_has_a_row_per_algorithm():
     from algd.algos import list_algos
 
@@ -110,6 +120,7 @@ def test_threads_times_every_case_at_both_counts_in_one_run():
     ("frozen_critics.py", ["--repeats", "0"], "--repeats must be >= 1"),
     ("compiled_fusion.py", ["--threads", "0"], "--threads must be >= 1"),
     ("compiled_step.py", ["--algos", "sac-lag,nope"], "unknown algorithm 'nope'"),
+    ("split_first_layer.py", ["--obs-dims", "17,x"], "--obs-dims takes sizes like 17,60"),
 ])
 def test_bad_options_fail_at_once_with_one_line(script, args, message):
     """A typo ends the script before anything is built, with a usage error and status 2."""

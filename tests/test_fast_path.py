@@ -45,8 +45,14 @@ def naive_energy(agent, obs, act, lam):
     return augmented_lagrangian_energy(q.min(0).values, qc_ucb, lam, agent.h, agent.cfg.rho)
 
 
+@pytest.mark.parametrize("split", [True, False])
 @pytest.mark.parametrize("variant", ["vesde", "ddpm"])
-def test_policy_update_matches_naive_computation(variant):
+def test_policy_update_matches_naive_computation(variant, split):
+    """The agent's policy step (fused critic bank, split diffusion-net input, the critics' first
+    layer split at the batch states by CriticsAtStates or evaluated on ``[s; a]``) computes the
+    naive losses and gradients from the same random draws."""
+    from algd.nets.critics import split_first_layer
+
     torch.manual_seed(0)
     agent = ALGD(INFO, ALGDConfig(variant=variant, policy_hidden=16, critic_hidden=(16, 16)),
                  torch.device("cpu"))
@@ -56,7 +62,8 @@ def test_policy_update_matches_naive_computation(variant):
                   torch.randn(32, generator=g), torch.rand(32, generator=g),
                   torch.randn(32, 5, generator=g), torch.zeros(32))
     torch.manual_seed(7)
-    fast = agent.update_policy(batch)
+    with split_first_layer(split):
+        fast = agent.update_policy(batch)
     fast_grads = [p.grad for p in agent.policy.parameters()]
 
     # the same update, naively, from the same random draws (same order of RNG calls)
@@ -158,6 +165,37 @@ def test_compiled_critics_match_eager():
     assert hasattr(compiled.gradient_step, "_torchdynamo_orig_callable")  # compiled by now
     assert not counters["graph_break"], "\n".join(counters["graph_break"])
     for p, q in zip(agent.policy.parameters(), compiled.policy.parameters()):
+        torch.testing.assert_close(p, q, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.slow
+def test_compiled_step_with_the_critics_first_layer_split_matches_eager():
+    """States wider than SPLIT_MIN_OBS: the policy step evaluates the critics with their first
+    layer split at the batch states (CriticsAtStates; compiled, the action half is a fused sum),
+    still one graph without a break, and its updates agree with eager ones."""
+    import torch._dynamo
+    from torch._dynamo.utils import counters
+
+    from algd.nets.critics import SPLIT_MIN_OBS
+
+    dim = SPLIT_MIN_OBS + 8
+    wide = EnvInfo(obs_dim=dim, act_dim=2, action_low=-np.ones(2, np.float32),
+                   action_high=np.ones(2, np.float32), cost_threshold=0.3)
+    torch.manual_seed(0)
+    agent = ALGD(wide, ALGDConfig(policy_hidden=16, critic_hidden=(16, 16)), torch.device("cpu"))
+    compiled = copy.deepcopy(agent)
+    torch._dynamo.reset()
+    counters.clear()
+    compiled.compile_modules("default")
+    g = torch.Generator().manual_seed(2)
+    batch = Batch(torch.randn(64, dim, generator=g), torch.rand(64, 2, generator=g),
+                  torch.randn(64, generator=g), torch.rand(64, generator=g),
+                  torch.randn(64, dim, generator=g), torch.zeros(64))
+    assert agent.critic.at_states(batch.obs).offsets is not None
+    assert_updates_agree(agent, compiled, batch)
+    assert hasattr(compiled.gradient_step, "_torchdynamo_orig_callable")
+    assert not counters["graph_break"], "\n".join(counters["graph_break"])
+    for p, q in zip(agent.parameters(), compiled.parameters()):
         torch.testing.assert_close(p, q, rtol=1e-4, atol=1e-5)
 
 

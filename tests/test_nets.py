@@ -231,3 +231,94 @@ def test_compiled_frozen_group_matches_eager(fusion):
         compiled = torch.compile(values_and_grad, dynamic=False, fullgraph=True)(x)
     for c, e in zip(compiled, eager):
         torch.testing.assert_close(c, e, atol=1e-6, rtol=1e-5)
+
+
+@pytest.mark.parametrize("lead", [(), (4,)])
+@pytest.mark.parametrize("fast", [True, False])
+def test_critics_at_states_equal_the_frozen_bank(lead, fast):
+    """:class:`CriticsAtStates` (the state half of the first layer computed once per state,
+    spec §2.5's 1 + N critic evaluations per state) gives the frozen bank's values, action
+    gradients, second derivatives and no-grad cost values, for one action per state and for N
+    per state, on the frozen fast path and off it; no gradient reaches the weights."""
+    from algd.nets.critics import split_first_layer
+    from algd.nets.ensemble import frozen_fast_path
+
+    torch.manual_seed(0)
+    bank = CriticBank(7, 3, (16, 12), reward_members=2, cost_members=3)
+    obs = torch.randn(10, 7)
+    act = torch.randn(*lead, 10, 3, requires_grad=True)
+    obs_rows = obs.expand(*lead, 10, 7)
+    with frozen_fast_path(fast), split_first_layer(True):  # 7-wide states: forced on
+        at = bank.at_states(obs)
+        assert at.offsets is not None
+        for part in range(2):  # reward critics, cost ensemble
+            v, ref = at(act)[part], bank(obs_rows, act, frozen=True)[part]
+            assert v.shape == ref.shape == (ref.shape[0], *lead, 10)
+            torch.testing.assert_close(v, ref)
+            upstream = torch.randn_like(ref)
+            (g,) = torch.autograd.grad(v, act, upstream, create_graph=True)
+            (g_ref,) = torch.autograd.grad(ref, act, upstream, create_graph=True)
+            torch.testing.assert_close(g, g_ref, atol=1e-6, rtol=1e-5)
+            weights = torch.randn_like(g)
+            torch.testing.assert_close(torch.autograd.grad((g * weights).sum(), act)[0],
+                                       torch.autograd.grad((g_ref * weights).sum(), act)[0],
+                                       atol=1e-6, rtol=1e-5)
+        assert all(p is None for p in torch.autograd.grad(at(act).reward.sum(),
+                                                          list(bank.parameters()),
+                                                          allow_unused=True))
+        with torch.no_grad():
+            torch.testing.assert_close(at.cost(act), bank.cost(obs_rows, act))
+    with split_first_layer(False):  # the A/B baseline: the concatenated input, same numbers
+        concat = bank.at_states(obs)
+        assert concat.offsets is None
+        torch.testing.assert_close(concat(act).cost, bank(obs_rows, act, frozen=True).cost)
+
+
+def test_critics_at_states_split_wide_states_by_default():
+    from algd.nets.critics import SPLIT_MIN_OBS
+
+    for obs_dim, split in ((SPLIT_MIN_OBS, False), (SPLIT_MIN_OBS + 1, True)):
+        bank = CriticBank(obs_dim, 3, (16, 12), reward_members=2, cost_members=3)
+        assert (bank.at_states(torch.randn(10, obs_dim)).offsets is not None) == split
+
+
+def test_critics_at_states_refuse_mismatched_actions_and_differentiable_states():
+    from algd.nets.critics import split_first_layer
+
+    bank = CriticBank(7, 3, (16, 12), reward_members=2, cost_members=3)
+    at = bank.at_states(torch.randn(10, 7))
+    with pytest.raises(ValueError, match=r"do not end in \[10, act_dim\]"):
+        at(torch.randn(4, 9, 3))
+    with pytest.raises(ValueError, match="must be \\[S, obs_dim\\]"):
+        bank.at_states(torch.randn(2, 10, 7))
+    with pytest.raises(ValueError, match="must not require grad"), split_first_layer(True):
+        bank.at_states(torch.randn(10, 7, requires_grad=True))
+
+
+@pytest.mark.parametrize("fusion", [True, False])
+def test_compiled_critics_at_states_match_eager(fusion):
+    """Compiled, the action half of the split first layer is a sum that inductor fuses with the
+    state offsets and the activation (``compiled_fusion``): values and action gradients agree
+    with eager mode's to float rounding, either way."""
+    import torch._dynamo
+
+    from algd.nets.critics import split_first_layer
+    from algd.nets.ensemble import compiled_fusion
+
+    torch.manual_seed(0)
+    bank = CriticBank(7, 3, (16, 12), reward_members=2, cost_members=3)
+    obs, act = torch.randn(10, 7), torch.randn(4, 10, 3)
+    upstream = torch.randn(5, 4, 10)
+
+    def values_and_grad(act: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        act = act.detach().requires_grad_(True)
+        with split_first_layer(True):
+            out = torch.cat(bank.at_states(obs)(act))
+        return out.detach(), torch.autograd.grad(out, act, upstream)[0]
+
+    eager = values_and_grad(act)
+    torch._dynamo.reset()
+    with compiled_fusion(fusion), torch._dynamo.config.patch(trace_autograd_ops=True):
+        compiled = torch.compile(values_and_grad, dynamic=False, fullgraph=True)(act)
+    for c, e in zip(compiled, eager):
+        torch.testing.assert_close(c, e, atol=1e-6, rtol=1e-5)

@@ -90,7 +90,7 @@ def run_policy_update(monkeypatch, variant, batch_size=100, **cfg):
         rec["a_tau"], rec["tau"] = action.detach().clone(), tau.clone()
         return score(obs, action, tau)
 
-    def quad_energy(obs, act, lam):
+    def quad_energy(obs, act, lam, critics=None):
         rec["energy"].append(act.detach().clone())
         return (act**2).sum(-1)
 

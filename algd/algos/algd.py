@@ -40,7 +40,7 @@ from algd.diffusion.policy import DiffusionPolicy
 from algd.diffusion.score_target import mc_score_target
 from algd.lagrangian.energy import EnergyKind, energy, ucb_cost
 from algd.lagrangian.multiplier import Multiplier, MultiplierRule, make_multiplier
-from algd.nets.critics import CriticBank
+from algd.nets.critics import CriticBank, CriticsAtStates
 from algd.nets.optim import adam_step, set_grads
 
 
@@ -208,13 +208,17 @@ class ALGD(Agent):
         return self.multiplier.value
 
     # -- the energy -----------------------------------------------------------------------------
-    def energy(self, obs: Tensor, act: Tensor, lam: Tensor) -> Tensor:
+    def energy(self, obs: Tensor, act: Tensor, lam: Tensor,
+               critics: CriticsAtStates | None = None) -> Tensor:
         """E(s, a) from the online critics: L_A (ALGD) or L (LGD), spec §2.4. Shape = obs.shape[:-1].
 
         The critics enter as a fixed function (differentiable in ``act`` and ``obs`` only): the
-        policy step never takes their parameter gradients.
+        policy step never takes their parameter gradients. The policy step passes ``critics``,
+        the bank at its batch states (``obs`` is those states, or them repeated over leading
+        sample dims), so that J's action and the N score-target samples share the state half of
+        the critics' first layer; an override of this method may ignore it.
         """
-        q, qc = self.critic(obs, act, frozen=True)
+        q, qc = self.critic(obs, act, frozen=True) if critics is None else critics(act)
         return energy(self.energy_kind, q.min(0).values, ucb_cost(qc, self.cfg.ucb_k), lam,
                       self.h, self.cfg.rho)
 
@@ -268,10 +272,13 @@ class ALGD(Agent):
         tau = torch.randint(self.policy.steps, (obs.shape[0],), device=obs.device)
         a_tau = chain.step_points(cfg.score_points)[tau, rows]  # not detached (reference)
 
-        actor_loss = self.energy(obs, chain.action, lam).mean()  # J
+        # the critics at the batch states: the state half of their first layer once, for J's
+        # action and the N samples of φ* (CriticsAtStates)
+        critics = self.critic.at_states(obs)
+        actor_loss = self.energy(obs, chain.action, lam, critics).mean()  # J
         obs_n = obs.unsqueeze(0).expand(cfg.mc_samples, *obs.shape)
         phi_target = mc_score_target(  # φ*, detached
-            lambda y: self.energy(obs_n, y, lam), a_tau,
+            lambda y: self.energy(obs_n, y, lam, critics), a_tau,
             cfg.score_sigma_scale * self.policy.mc_sigma(tau), cfg.mc_samples, cfg.temperature,
         )
         score_loss = (self.policy.score(obs, a_tau, tau) - phi_target).square().mean()  # S

@@ -22,6 +22,7 @@ from algd.config import ConfigError
 
 
 def cmd_eval(argv: Sequence[str]) -> int:
+    """``algd eval``: evaluate a run's checkpoint on fresh episodes (:func:`evaluate_run`)."""
     from algd.analysis.evaluation import evaluate_run, format_eval
 
     p = _Parser(prog="algd eval", description="Reload a run's checkpoint and evaluate it on fresh "
@@ -47,6 +48,8 @@ def cmd_eval(argv: Sequence[str]) -> int:
 
 
 def cmd_plot(argv: Sequence[str]) -> int:
+    """``algd plot``: learning curves of runs grouped by task and setting, mean over seeds with a
+    bootstrap band (:func:`plot_comparison`)."""
     from algd.analysis.compare import plot_comparison
     from algd.analysis.runs import group_runs, load_runs
 
@@ -74,6 +77,8 @@ def cmd_plot(argv: Sequence[str]) -> int:
 
 
 def cmd_report(argv: Sequence[str]) -> int:
+    """``algd report``: final return and cost per task and algorithm over seeds, as Markdown (and
+    CSV with ``--out``)."""
     from algd.analysis.report import build_report, report_warnings, to_markdown, write_csv
     from algd.analysis.runs import group_runs, load_runs
 
@@ -107,6 +112,8 @@ def cmd_report(argv: Sequence[str]) -> int:
 
 
 def cmd_landscape(argv: Sequence[str]) -> int:
+    """``algd landscape``: the plain and augmented Lagrangian energies over the action box at
+    chosen states, with denoising paths (of a run, or of closed-form critics with ``--demo``)."""
     from algd.analysis import landscape as ls
 
     p = _Parser(prog="algd landscape", description="Contours of the plain and the augmented "
@@ -166,6 +173,8 @@ def cmd_landscape(argv: Sequence[str]) -> int:
 
 
 def cmd_modality(argv: Sequence[str]) -> int:
+    """``algd modality``: how often each run's policy is multimodal at states near the cost
+    boundary (spec §7.5)."""
     from algd.analysis import modality as mm
 
     p = _Parser(prog="algd modality", description="How often each run's policy is multimodal at "

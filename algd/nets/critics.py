@@ -9,7 +9,8 @@ each member exactly as separate optimisers with the same learning rate would.
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from contextlib import contextmanager
+from typing import Iterator, NamedTuple
 
 import torch
 from torch import Tensor, nn
@@ -72,6 +73,89 @@ class CriticBank(nn.Module):
         qc = self.net.group_forward(self._pairs(obs, act), 1, frozen).squeeze(-1)
         return qc.reshape(qc.shape[0], *lead)
 
+    def at_states(self, obs: Tensor) -> CriticsAtStates:
+        """The critics at the fixed states ``obs`` [S, obs_dim], as a fixed function of the action
+        (weights and states constants): see :class:`CriticsAtStates`."""
+        return CriticsAtStates(self, obs)
+
     @staticmethod
     def _pairs(obs: Tensor, act: Tensor) -> Tensor:
         return torch.cat([obs, act], dim=-1).reshape(-1, obs.shape[-1] + act.shape[-1])
+
+
+#: :class:`CriticsAtStates` splits the first layer for states wider than this. Below, the state
+#: half is a thin product bound by memory traffic, which computing it once does not shorten:
+#: ``bench/split_first_layer.py`` on a 2-core EPYC (Zen 4), ALGD-VESDE at paper sizes, eager:
+#: 0.97× at 17-wide states, 1.00× at 26, 1.01× at 32, 1.06× at 40, 1.08× at 60 (compiled, 1.00×
+#: at 17 and 1.09× at 60; ALGD-DDPM 1.02× and 1.20×)
+SPLIT_MIN_OBS = 32
+
+_split_first_layer: bool | None = None
+
+
+@contextmanager
+def split_first_layer(enabled: bool | None) -> Iterator[None]:
+    """Force :class:`CriticsAtStates`' split first layer on (``True``) or off (``False``) inside
+    the block; ``None`` restores the default, split for states wider than :data:`SPLIT_MIN_OBS`.
+    Off, it evaluates the bank on the concatenated ``[s; a]`` as
+    ``CriticBank.forward(..., frozen=True)`` does. For same-run A/B measurements
+    (``bench/split_first_layer.py``) and tests; both give the same values and gradients."""
+    global _split_first_layer
+    previous, _split_first_layer = _split_first_layer, enabled
+    try:
+        yield
+    finally:
+        _split_first_layer = previous
+
+
+class CriticsAtStates:
+    """A :class:`CriticBank` at fixed states, as a function of the action only.
+
+    The first layer of every member is split, ``W₁ᵀ[s; a] + b₁ = (W₁ˢᵀ s + b₁) + W₁ᵃᵀ a``, and the
+    state half is computed once here, for all the actions later evaluated at these states. ALGD's
+    policy step evaluates the critics at each batch state ``1 + N`` times (the chain's action for
+    the energy loss J and the N Monte-Carlo samples of the score target φ*, spec §2.5-2.6): the
+    state half of the first layer, and its input gradient, shrink from ``(1 + N)·B`` rows of
+    ``obs_dim + act_dim`` features to ``B`` rows of ``obs_dim`` once plus ``(1 + N)·B`` rows of
+    ``act_dim`` (the ``[B, obs_dim]`` products are what a 60-wide Safety-Gymnasium or 376-wide
+    Humanoid observation makes expensive).
+
+    States at most :data:`SPLIT_MIN_OBS` wide are evaluated on the concatenated input (the split
+    does not pay there). Values equal :meth:`CriticBank.forward` with ``frozen=True`` to float
+    rounding (tested), and gradients flow to the action only. The weights are read when this
+    object is made: make it after the critics' optimiser step and use it before the next.
+    """
+
+    def __init__(self, bank: CriticBank, obs: Tensor) -> None:
+        if obs.dim() != 2:
+            raise ValueError(f"obs must be [S, obs_dim], got shape {tuple(obs.shape)}")
+        self.bank, self.obs, self.states = bank, obs, obs.shape[0]
+        split = (obs.shape[-1] > SPLIT_MIN_OBS if _split_first_layer is None
+                 else _split_first_layer)
+        self.offsets = bank.net.first_layer_offsets(obs) if split else None
+
+    def __call__(self, act: Tensor) -> CriticValues:
+        """Every member at ``act`` [..., S, act_dim] (row ``s`` of the last batch dim taken at
+        state ``s``): ``CriticValues`` with shapes ``[R, ..., S]`` and ``[E, ..., S]``."""
+        rows = self._rows(act)
+        if self.offsets is None:
+            return self.bank(self.obs.expand(*act.shape[:-1], self.obs.shape[-1]), act, True)
+        q = self.bank.net(rows, offsets=self.offsets).squeeze(-1)
+        q = q.reshape(q.shape[0], *act.shape[:-1])
+        return CriticValues(q[: self.bank.reward_members], q[self.bank.reward_members :])
+
+    def cost(self, act: Tensor) -> Tensor:
+        """The cost ensemble alone at ``act`` [..., S, act_dim]: ``[E, ..., S]``."""
+        if self.bank.cost_members == 0:
+            raise ValueError("this critic bank has no cost critics")
+        rows = self._rows(act)
+        if self.offsets is None:
+            return self.bank.cost(self.obs.expand(*act.shape[:-1], self.obs.shape[-1]), act, True)
+        qc = self.bank.net.group_forward(rows, 1, offsets=self.offsets[1]).squeeze(-1)
+        return qc.reshape(qc.shape[0], *act.shape[:-1])
+
+    def _rows(self, act: Tensor) -> Tensor:
+        if act.dim() < 2 or act.shape[-2] != self.states:
+            raise ValueError(f"actions {tuple(act.shape)} do not end in [{self.states}, act_dim] "
+                             "(one row per state these critics were built at)")
+        return act.reshape(-1, act.shape[-1])

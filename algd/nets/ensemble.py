@@ -153,7 +153,10 @@ def _members(x: Tensor, weight: Tensor) -> Tensor:
 
 def _affine(x: Tensor, weight: Tensor, bias: Tensor) -> Tensor:
     """``x @ W + b`` batched over members (``x`` is ``[M, B, in]`` or a shared ``[B, in]``),
-    without autograd bookkeeping of its own."""
+    without autograd bookkeeping of its own. ``b`` is a bias ``[M, 1, out]`` or per-state offsets
+    ``[M, S, out]`` (:func:`_offset_affine`)."""
+    if bias.shape[1] != 1:
+        return _offset_affine(x, weight, bias)
     if gemm.uses_onednn(x, weight, bias, macs=_macs(x, weight)):
         return gemm.onednn_baddbmm(bias, x, weight)
     return _torch_affine(x, weight, bias)
@@ -198,9 +201,39 @@ def compiled_fusion(enabled: bool) -> Iterator[None]:
         _compiled_fusion = previous
 
 
+def _offset_affine(x: Tensor, weight: Tensor, offset: Tensor) -> Tensor:
+    """``x @ W`` plus per-state offsets: row ``r = k·S + s`` of ``x`` (``[M, kS, in]`` or a
+    shared ``[kS, in]``) gets ``offset[:, s]`` (``[M, S, out]``), the other half of a first layer
+    whose state half was computed once (:meth:`EnsembleMLP.first_layer_offsets`).
+
+    Compiled, the thin product (``in`` = the action size) is written as a sum over ``in`` that
+    inductor fuses with the offset and the activation into one loop over the output; eager, it is
+    a ``bmm`` and an in-place broadcast add."""
+    members, states, out = offset.shape
+    rows, width = x.shape[-2], x.shape[-1]
+    x4 = x.view(-1, rows // states, states, width, 1)
+    if torch.compiler.is_compiling() and _compiled_fusion:
+        z = (x4 * weight.view(members, 1, 1, width, out)).sum(-2) + offset.unsqueeze(1)
+        return z.view(members, rows, out)
+    z = torch.bmm(_members(x, weight), weight)
+    z.view(members, rows // states, states, out).add_(offset.unsqueeze(1))
+    return z
+
+
+def _reference_affine(x: Tensor, weight: Tensor, bias: Tensor) -> Tensor:
+    """:func:`_affine` with recorded torch ops only (for double-backward)."""
+    if bias.shape[1] == 1:
+        return torch.baddbmm(bias, _members(x, weight), weight)
+    members, states, out = bias.shape
+    z = torch.bmm(_members(x, weight), weight)
+    return (z.view(members, -1, states, out) + bias.unsqueeze(1)).view(z.shape)
+
+
 def _affine_inference(x: Tensor, weight: Tensor, bias: Tensor) -> Tensor:
     """:func:`_affine` where no graph is recorded: the bias is added in place instead of being
     broadcast into the output first (``baddbmm``'s copy), one memory pass less."""
+    if bias.shape[1] != 1:
+        return _offset_affine(x, weight, bias)
     if gemm.uses_onednn(x, weight, bias, macs=_macs(x, weight)):
         return gemm.onednn_baddbmm(bias, x, weight)
     if weight.shape[2] == 1:
@@ -316,7 +349,7 @@ def _frozen_group_reference(activation: str, x: Tensor, params: Sequence[Tensor]
     h = x
     weights, biases = params[0::2], params[1::2]
     for i, (w, b) in enumerate(zip(weights, biases)):
-        h = torch.baddbmm(b, _members(h, w), w)
+        h = _reference_affine(h, w, b)
         if i < len(weights) - 1:
             h = _ACTIVATIONS[activation](h)
     return h
@@ -398,10 +431,40 @@ class EnsembleMLP(nn.Module):
             m -= g.size
         raise IndexError(f"member {m} out of range")
 
-    def group_forward(self, x: Tensor, group: int, frozen: bool = False) -> Tensor:
+    def first_layer_offsets(self, head: Tensor) -> tuple[Tensor, ...]:
+        """The first layer applied to the leading ``d = head.shape[-1]`` input features, its bias
+        included, with the weights as constants: per group ``[size, S, H1]`` for ``head``
+        ``[S, d]``.
+
+        For inputs that share their leading features (the critics' state at many actions: the
+        actor's action and the N Monte-Carlo samples of ALGD's score target, spec §2.5), pass these
+        as ``offsets`` to :meth:`forward` with only the trailing features: the state half of the
+        first layer is then computed once per state instead of once per action, and the input
+        gradient is taken through the trailing features only. ``head`` must not require grad."""
+        if head.dim() != 2:
+            raise ValueError(f"head must be [S, d], got shape {tuple(head.shape)}")
+        if _needs_grad(head):
+            raise ValueError("first-layer offsets are constants: their input must not require "
+                             "grad (evaluate the full input instead)")
+        d = head.shape[-1]
+        offsets = []
+        for block in self.blocks:
+            first = _group_layers(block)[0]
+            offsets.append(_affine_inference(head, first.weight.detach()[:, :d],
+                                             first.bias.detach()))
+        return tuple(offsets)
+
+    def group_forward(self, x: Tensor, group: int, frozen: bool = False,
+                      offsets: Tensor | None = None) -> Tensor:
         """Members of group ``group`` only: ``[size, B, out]`` (``x`` is ``[B, in]`` or that
-        group's ``[size, B, in]``)."""
+        group's ``[size, B, in]``).
+
+        With ``offsets`` (the group's entry of :meth:`first_layer_offsets`, ``[size, S, H1]``), ``x``
+        holds only the trailing input features, ``B = k·S`` rows of which row ``k'·S + s`` belongs
+        to state ``s``; the group is evaluated frozen (differentiable in ``x`` only)."""
         g, layers = self.groups[group], _group_layers(self.blocks[group])
+        if offsets is not None:
+            return self._offset_group_forward(x, g, layers, offsets)
         if (frozen and _frozen_fast_path and _needs_grad(x) and g.activation in _FROZEN_BACKWARD
                 and len(layers) > 1 and layers[-1].out_features == 1):
             params = [p.detach() for layer in layers for p in (layer.weight, layer.bias)]
@@ -415,19 +478,44 @@ class EnsembleMLP(nn.Module):
                 h = _ACTIVATIONS[g.activation](h)
         return layers[-1](h, frozen)
 
-    def forward(self, x: Tensor, frozen: bool = False) -> Tensor:
+    def _offset_group_forward(self, x: Tensor, g: MemberGroup,
+                              layers: Sequence[EnsembleLinear], offsets: Tensor) -> Tensor:
+        width, first = x.shape[-1], layers[0]
+        rows, states = x.shape[-2], offsets.shape[1]
+        if rows % states or first.in_features < width:
+            raise ValueError(f"{rows} rows of {width} features do not split over {states} "
+                             f"states of a {first.in_features}-wide first layer")
+        params = [first.weight.detach()[:, first.in_features - width:], offsets]
+        params += [p.detach() for layer in layers[1:] for p in (layer.weight, layer.bias)]
+        if (_frozen_fast_path and _needs_grad(x) and g.activation in _FROZEN_BACKWARD
+                and len(layers) > 1 and layers[-1].out_features == 1):
+            return cast(Tensor, _FrozenMLP.apply(g.activation, x, *params))
+        if not _needs_grad(x):
+            h = x
+            for i, (w, b) in enumerate(zip(params[0::2], params[1::2])):
+                h = _affine_inference(h, w, b)
+                if i < len(layers) - 1:
+                    h = _ACTIVATIONS_INPLACE[g.activation](h)
+            return h
+        return _frozen_group_reference(g.activation, x, params)
+
+    def forward(self, x: Tensor, frozen: bool = False,
+                offsets: Sequence[Tensor] | None = None) -> Tensor:
         """All members, ``[M, B, out]``.
 
         ``frozen=True`` evaluates the network as a fixed function of its input: gradients flow
         to ``x`` only, never to the weights. Pass it when only input gradients are wanted (an
         actor loss through the critics, a score target): autograd would skip the weight
         gradients of built-in ops by itself, but not those of the custom batched product.
+        ``offsets`` (:meth:`first_layer_offsets`): ``x`` holds the trailing features only, and
+        every group is evaluated frozen.
         """
         outputs = []
         start = 0
         for i, g in enumerate(self.groups):
             xi = x if x.dim() == 2 else x[start : start + g.size]
-            outputs.append(self.group_forward(xi, i, frozen))
+            outputs.append(self.group_forward(xi, i, frozen,
+                                              None if offsets is None else offsets[i]))
             start += g.size
         return outputs[0] if len(outputs) == 1 else torch.cat(outputs, 0)
 

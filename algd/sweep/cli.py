@@ -106,6 +106,8 @@ def parse_sweep_args(argv: Sequence[str]) -> tuple[SweepConfig, bool]:
 
 
 def cmd_sweep(argv: Sequence[str]) -> int:
+    """``algd sweep``: parse the sweep, run it (or print its trials with ``--dry-run``) and
+    print the table of results."""
     from algd.analysis.plots import format_duration
     from algd.sweep.runner import SweepInterrupted, format_table, run_sweep
 

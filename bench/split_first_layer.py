@@ -1,0 +1,96 @@
+"""Update time with the critics' first layer split at fixed states against the concatenated input.
+
+    python bench/split_first_layer.py [--algos algd-vesde,algd-ddpm] [--sizes paper]
+                                      [--obs-dims 17,60] [--threads 1] [--compile]
+
+ALGD's policy step evaluates the critics at every batch state 1 + N times (the chain's action
+and the N Monte-Carlo samples). ``algd.nets.critics.CriticsAtStates`` computes the state half of
+the critics' first layer once per state and adds the action half per action; the baseline
+(``split_first_layer(False)``) evaluates the concatenated ``[s; a]`` every time. Each agent's
+update is timed in interleaved rounds with the path switched between rounds, at each
+observation size (17: HalfCheetah, the size ``algd bench`` uses; 60: Safety-Gymnasium's Point
+tasks); before timing, the bank's values and action gradients are compared on both paths.
+``--compile`` also times ``torch.compile``d updates, one agent per path, in the same rounds.
+"""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any, Callable
+
+import torch
+
+from algd.bench import (
+    ACT_DIM,
+    add_bench_options,
+    interleaved_median_times,
+    parse_ab_options,
+    prepare_update,
+    switched,
+)
+from algd.nets.critics import CriticBank, split_first_layer
+from algd.train.cpu_runtime import flush_denormals
+
+
+def difference(critic: CriticBank, states: int, samples: int) -> float:
+    """Largest relative difference of the bank's action gradient between the two paths."""
+    obs = torch.randn(states, critic.net.blocks[0][0].in_features - ACT_DIM)
+    act = torch.rand(samples, states, ACT_DIM).mul_(2).sub_(1).requires_grad_(True)
+    grads = []
+    for enabled in (True, False):
+        with split_first_layer(enabled):
+            q, qc = critic.at_states(obs)(act)
+            weights = torch.linspace(-1, 1, q.numel() + qc.numel())
+            total = (torch.cat([q.flatten(), qc.flatten()]) * weights).sum()
+            grads.append(torch.autograd.grad(total, act)[0])
+    return ((grads[0] - grads[1]).abs().max() / grads[1].abs().max()).item()
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    add_bench_options(p, algos="algd-vesde,algd-ddpm", sizes="paper", threads=1, repeats=7)
+    p.add_argument("--obs-dims", default="17,60", help="observation sizes (default: 17,60)")
+    p.add_argument("--compile", action="store_true", help="also time compiled updates")
+    args, algos, sizes = parse_ab_options(p)
+    try:
+        obs_dims = [int(d) for d in args.obs_dims.split(",")]
+        if min(obs_dims) < 1:
+            raise ValueError
+    except ValueError:
+        p.error(f"--obs-dims takes sizes like 17,60, not {args.obs_dims!r}")
+    device = torch.device("cpu")
+    with flush_denormals(True):
+        fns: dict[str, Callable[[], Any]] = {}
+        checks: dict[str, float] = {}
+        for obs_dim in obs_dims:
+            for size in sizes:
+                for algo in algos or []:
+                    key = f"{algo}@{size} obs={obs_dim}"
+                    print(f"{key}: build and warm up ...", flush=True)
+                    case = prepare_update(algo, size, device, obs_dim=obs_dim)
+                    checks[key] = difference(case.agent.critic, 256, 4)
+                    for enabled, name in ((False, "concat"), (True, "split")):
+                        run = switched(split_first_layer, enabled, case.run)
+                        run()
+                        fns[f"{key}/{name}"] = run
+                    if not args.compile:
+                        continue
+                    print(f"{key}, compiled: build, warm up and compile twice ...", flush=True)
+                    checks[f"{key} compiled"] = checks[key]
+                    for enabled, name in ((False, "concat"), (True, "split")):
+                        with split_first_layer(enabled):  # traced with the path on or off
+                            compiled = prepare_update(algo, size, device, compile_mode="default",
+                                                      obs_dim=obs_dim)
+                        run = switched(split_first_layer, enabled, compiled.run)
+                        run()
+                        fns[f"{key} compiled/{name}"] = run
+        times = interleaved_median_times(fns, device, repeats=args.repeats)
+    print(f"\n{args.threads} thread(s), torch {torch.__version__}")
+    print(f"{'':38s} {'concat ms':>10s} {'split ms':>9s} {'speed-up':>9s} {'max rel Δ∇a':>12s}")
+    for key, diff in checks.items():
+        a, b = times[f"{key}/concat"], times[f"{key}/split"]
+        print(f"{key:38s} {a * 1e3:10.2f} {b * 1e3:9.2f} {a / b:8.3f}x {diff:12.1e}")
+
+
+if __name__ == "__main__":
+    main()
