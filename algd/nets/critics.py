@@ -86,8 +86,9 @@ class CriticBank(nn.Module):
 #: :class:`CriticsAtStates` splits the first layer for states wider than this. Below, the state
 #: half is a thin product bound by memory traffic, which computing it once does not shorten:
 #: ``bench/split_first_layer.py`` on a 2-core EPYC (Zen 4), ALGD-VESDE at paper sizes, eager:
-#: 0.97× at 17-wide states, 1.00× at 26, 1.01× at 32, 1.06× at 40, 1.08× at 60 (compiled, 1.00×
-#: at 17 and 1.09× at 60; ALGD-DDPM 1.02× and 1.20×)
+#: 0.99× at 17-wide states, 1.01× at 26 and 32, 1.04× at 40, 1.08× at 60, 1.12× at 100; both
+#: variants at 17 0.93-1.06× (eager and compiled: no difference), at 60 1.07-1.12×
+#: (``bench/results/cpu_epyc_zen4_split_first_layer*.txt``)
 SPLIT_MIN_OBS = 32
 
 _split_first_layer: bool | None = None
