@@ -409,3 +409,25 @@ def test_cost_band_is_clipped_at_zero():
     verts = ax.collections[0].get_paths()[0].vertices
     assert verts[:, 1].min() == 0.0 and verts[:, 1].max() == pytest.approx(4.0)
     plt.close(fig)
+
+
+def test_curves_shade_the_warm_up(sweep, tmp_path):
+    """The warm-up (no updates yet; the paper's x-axes start after it) is shaded on every
+    learning-curve panel, one run's and the comparison's, and the figures say what the shade is."""
+    from matplotlib.colors import to_rgb
+
+    from algd.analysis.compare import comparison_figure
+    from algd.analysis.plots import WARMUP_COLOUR, run_figure
+
+    def warmup_spans(ax):  # (x0, x1) of each patch in the warm-up colour
+        spans = [p for p in ax.patches if p.get_facecolor()[:3] == to_rgb(WARMUP_COLOUR)]
+        return [tuple(p.get_path().get_extents(p.get_patch_transform()).intervalx)
+                for p in spans]
+
+    fig = run_figure(sweep / "vesde" / "s0")
+    for ax in fig.axes[:3]:
+        assert warmup_spans(ax) == [(0, TINY["warmup_steps"])]
+    assert "warm-up (no updates)" in [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
+    fig = comparison_figure(group_runs(load_runs([sweep])), reps=50)
+    assert all(warmup_spans(ax) == [(0, TINY["warmup_steps"])] for ax in fig.axes[:3])
+    assert "grey: the warm-up" in fig._suptitle.get_text()

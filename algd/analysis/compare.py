@@ -19,7 +19,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from algd.analysis.plots import format_steps, new_figure, save_png_and_svg
+from algd.analysis.plots import format_steps, new_figure, save_png_and_svg, shade_warmup
 from algd.analysis.runs import AlignedCurves, RunGroup, align
 from algd.analysis.stats import bootstrap_band
 
@@ -85,8 +85,10 @@ def comparison_figure(
     rng = np.random.default_rng(seed)
     for row, task in enumerate(tasks):
         task_groups = [g for g in groups if g.task == task]
+        warmup = max(r.warmup_steps for g in task_groups for r in g.runs)
         for col, (column, title, ylabel) in enumerate(PANELS):
             ax = axes[row, col]
+            shade_warmup(ax, warmup)
             for g in task_groups:
                 cur = align(g.runs, column)
                 if cur.steps.size == 0:
@@ -119,6 +121,8 @@ def comparison_figure(
                "range of the seeds below")
     if show_seeds:
         sub += "; thin lines: individual seeds"
+    if any(r.warmup_steps > 0 for g in groups for r in g.runs):
+        sub += "; grey: the warm-up, before the first update"
     if smooth > 1:
         sub += f"; trailing moving average over {smooth} evaluations (not the cumulative cost)"
     if "interpolated" in notes:

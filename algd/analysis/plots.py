@@ -25,6 +25,19 @@ def format_steps(ax: Any) -> None:
     ax.xaxis.set_major_formatter(FuncFormatter(fmt))
 
 
+#: shade of the warm-up span on learning curves
+WARMUP_COLOUR = "0.9"
+
+
+def shade_warmup(ax: Any, steps: float, label: bool = False) -> None:
+    """Shade ``[0, steps]`` on a learning-curve axis: the warm-up, when the policy acts untrained
+    and nothing is updated (5000 steps in the paper presets, which the paper's x-axes leave out,
+    spec §6.1: its curves start where the shading ends). Nothing for ``steps <= 0``."""
+    if steps > 0:
+        ax.axvspan(0, steps, color=WARMUP_COLOUR, lw=0, zorder=0,
+                   label="warm-up (no updates)" if label else None)
+
+
 def new_figure(nrows: int, ncols: int, figsize: tuple[float, float]) -> tuple[Any, Any]:
     """A Figure with an ``nrows × ncols`` array of axes (always 2-D).
 
@@ -72,6 +85,7 @@ def run_figure(
     discounted_cost: bool = False,
     eval_episodes: int | None = None,
     threshold: float | None = None,
+    warmup_steps: int | None = None,
 ) -> Any:
     """Learning curves of one run (return, cost with its limit, λ) and optionally policy paths,
     as a matplotlib Figure (for a notebook; :func:`plot_run` saves it).
@@ -89,6 +103,8 @@ def run_figure(
         eval_episodes: episodes per evaluation (named in the band's legend entry).
         threshold: h, the critic-level threshold; with it the λ panel also shows the replay
             cost estimate Q̄c that drives λ (spec §4.1: λ grows while Q̄c > h).
+        warmup_steps: the warm-up (environment steps before the first update), shaded on the
+            curves (default: the run's, when its config is read).
     """
     run_dir = Path(run_dir)
     if cost_limit is None:  # everything from the run's own config
@@ -100,6 +116,7 @@ def run_figure(
         threshold = task.get("critic_threshold") if threshold is None else threshold
         eval_episodes = train.get("eval_episodes") if eval_episodes is None else eval_episodes
         discounted_cost = discounted_cost or task.get("budget") == "discounted"
+        warmup_steps = train.get("warmup_steps") if warmup_steps is None else warmup_steps
         title = title or f"{train.get('algo')} on {task.get('name')} (seed {train.get('seed')})"
     m = read_metrics(run_dir / "metrics.csv")
     steps = np.asarray(m["env_steps"])
@@ -110,6 +127,8 @@ def run_figure(
     spread = "±1 s.d. over " + (f"{eval_episodes} episodes" if eval_episodes else "episodes")
     cost_name = "discounted episode cost" if discounted_cost else "episode cost"
 
+    for ax in axes[:3]:
+        shade_warmup(ax, warmup_steps or 0, label=ax is axes[0])
     ax = axes[0]
     ax.plot(steps, m["eval_return"], "o-", ms=3, color=EVAL_COLOUR, label="evaluation (mean)")
     _band(ax, steps, m["eval_return"], m.get("eval_return_std"), EVAL_COLOUR, spread)

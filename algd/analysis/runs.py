@@ -65,6 +65,11 @@ class RunRecord:
         return str(self.config["task"].get("budget", "episode"))
 
     @property
+    def warmup_steps(self) -> int:
+        """Environment steps before the first update (0 where the config does not say)."""
+        return int(self.config["train"].get("warmup_steps", 0))
+
+    @property
     def episode_length(self) -> int:
         return int(self.config["task"].get("max_episode_steps", 0))
 

@@ -118,8 +118,8 @@ class CriticsAtStates:
     the energy loss J and the N Monte-Carlo samples of the score target φ*, spec §2.5-2.6): the
     state half of the first layer, and its input gradient, shrink from ``(1 + N)·B`` rows of
     ``obs_dim + act_dim`` features to ``B`` rows of ``obs_dim`` once plus ``(1 + N)·B`` rows of
-    ``act_dim`` (the ``[B, obs_dim]`` products are what a 60-wide Safety-Gymnasium or 376-wide
-    Humanoid observation makes expensive).
+    ``act_dim`` (the ``[B, obs_dim]`` products are what Safety-Gymnasium's 60- and 72-wide
+    navigation observations, or its 376-wide Humanoid, make expensive).
 
     States at most :data:`SPLIT_MIN_OBS` wide are evaluated on the concatenated input (the split
     does not pay there). Values equal :meth:`CriticBank.forward` with ``frozen=True`` to float

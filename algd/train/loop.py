@@ -823,7 +823,7 @@ class Trainer:
             f"(seed {self.cfg.seed})", trajectories=trajectories, costs=costs,
             draw_arena=self.task.draw_arena, position=self.task.position,
             discounted_cost=self.task.budget == "discounted", eval_episodes=self.cfg.eval_episodes,
-            threshold=self.threshold,
+            threshold=self.threshold, warmup_steps=self.cfg.warmup_steps,
         )
 
     def _write_summary(self, ev: EvalResult, plot: Path | None = None) -> dict[str, Any]:
