@@ -282,17 +282,31 @@ def test_critics_at_states_split_wide_states_by_default():
         assert (bank.at_states(torch.randn(10, obs_dim)).offsets is not None) == split
 
 
-def test_critics_at_states_refuse_mismatched_actions_and_differentiable_states():
+def test_critics_at_states_refuse_mismatched_shapes_and_hold_the_states_constant():
+    """A wrong number of states or a wrong action or state width is an error (the split first
+    layer would otherwise multiply the wrong weight rows); states that require grad are taken as
+    constants on both paths, as the docstring says."""
     from algd.nets.critics import split_first_layer
 
     bank = CriticBank(7, 3, (16, 12), reward_members=2, cost_members=3)
-    at = bank.at_states(torch.randn(10, 7))
-    with pytest.raises(ValueError, match=r"do not end in \[10, act_dim\]"):
-        at(torch.randn(4, 9, 3))
-    with pytest.raises(ValueError, match="must be \\[S, obs_dim\\]"):
-        bank.at_states(torch.randn(2, 10, 7))
-    with pytest.raises(ValueError, match="must not require grad"), split_first_layer(True):
-        bank.at_states(torch.randn(10, 7, requires_grad=True))
+    for split in (True, False):
+        with split_first_layer(split):
+            at = bank.at_states(torch.randn(10, 7))
+            for act in (torch.randn(4, 9, 3), torch.randn(10, 2), torch.randn(10, 5)):
+                with pytest.raises(ValueError, match=r"do not end in \[10, 3\]"):
+                    at(act)
+            with pytest.raises(ValueError, match=r"obs must be \[S, 7\]"):
+                bank.at_states(torch.randn(2, 10, 7))
+            with pytest.raises(ValueError, match=r"obs must be \[S, 7\]"):
+                bank.at_states(torch.randn(10, 8))
+            obs = torch.randn(10, 7, requires_grad=True)
+            act = torch.randn(10, 3, requires_grad=True)
+            q = bank.at_states(obs)(act).reward
+            torch.testing.assert_close(q, bank(obs, act, frozen=True).reward)
+            grads = torch.autograd.grad(q.sum(), [obs, act], allow_unused=True)
+            assert grads[0] is None and grads[1] is not None
+    with pytest.raises(ValueError, match="must not require grad"):
+        bank.net.first_layer_offsets(torch.randn(10, 7, requires_grad=True))
 
 
 @pytest.mark.parametrize("fusion", [True, False])

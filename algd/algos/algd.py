@@ -216,7 +216,8 @@ class ALGD(Agent):
         policy step never takes their parameter gradients. The policy step passes ``critics``,
         the bank at its batch states (``obs`` is those states, or them repeated over leading
         sample dims), so that J's action and the N score-target samples share the state half of
-        the critics' first layer; an override of this method may ignore it.
+        the critics' first layer; the states are then read from ``critics``, not from ``obs``
+        (an override of this method may ignore ``critics`` and use ``obs``).
         """
         q, qc = self.critic(obs, act, frozen=True) if critics is None else critics(act)
         return energy(self.energy_kind, q.min(0).values, ucb_cost(qc, self.cfg.ucb_k), lam,

@@ -121,8 +121,10 @@ def comparison_figure(
                "range of the seeds below")
     if show_seeds:
         sub += "; thin lines: individual seeds"
-    if any(r.warmup_steps > 0 for g in groups for r in g.runs):
-        sub += "; grey: the warm-up, before the first update"
+    warmups = {r.warmup_steps for g in groups for r in g.runs}
+    if max(warmups) > 0:
+        sub += "; grey: the warm-up, before the first update" + (
+            " (the longest of the runs')" if len(warmups) > 1 else "")
     if smooth > 1:
         sub += f"; trailing moving average over {smooth} evaluations (not the cumulative cost)"
     if "interpolated" in notes:

@@ -30,9 +30,10 @@ WARMUP_COLOUR = "0.9"
 
 
 def shade_warmup(ax: Any, steps: float, label: bool = False) -> None:
-    """Shade ``[0, steps]`` on a learning-curve axis: the warm-up, when the policy acts untrained
-    and nothing is updated (5000 steps in the paper presets, which the paper's x-axes leave out,
-    spec §6.1: its curves start where the shading ends). Nothing for ``steps <= 0``."""
+    """Shade ``[0, steps]`` on a learning-curve axis: the warm-up, when the replay buffer fills
+    (with the untrained policy's or uniform actions, ``--warmup-policy``) and nothing is updated
+    (5000 steps in the paper presets, which the paper's x-axes leave out, spec §6.1: its curves
+    start where the shading ends). Nothing for ``steps <= 0``."""
     if steps > 0:
         ax.axvspan(0, steps, color=WARMUP_COLOUR, lw=0, zorder=0,
                    label="warm-up (no updates)" if label else None)

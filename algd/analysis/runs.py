@@ -22,7 +22,7 @@ from typing import Any, Iterable, Sequence
 
 import numpy as np
 
-from algd.config import RESUMABLE_OVERRIDES, ConfigError
+from algd.config import RESUMABLE_OVERRIDES, ConfigError, TrainConfig
 from algd.train.logger import read_metrics
 
 #: TrainConfig fields that never split runs into different groups: what a resumed run may change
@@ -66,8 +66,8 @@ class RunRecord:
 
     @property
     def warmup_steps(self) -> int:
-        """Environment steps before the first update (0 where the config does not say)."""
-        return int(self.config["train"].get("warmup_steps", 0))
+        """Environment steps before the first update."""
+        return int(self.config["train"].get("warmup_steps", TrainConfig.warmup_steps))
 
     @property
     def episode_length(self) -> int:

@@ -51,6 +51,7 @@ class CriticBank(nn.Module):
         groups = [MemberGroup(reward_members, reward_activation, reward_init)]
         if cost_members > 0:
             groups.append(MemberGroup(cost_members, cost_activation, cost_init))
+        self.obs_dim, self.act_dim = obs_dim, act_dim
         self.reward_members, self.cost_members = reward_members, cost_members
         self.net = EnsembleMLP(obs_dim + act_dim, 1, hidden, groups)
 
@@ -116,24 +117,32 @@ class CriticsAtStates:
     state half is computed once here, for all the actions later evaluated at these states. ALGD's
     policy step evaluates the critics at each batch state ``1 + N`` times (the chain's action for
     the energy loss J and the N Monte-Carlo samples of the score target φ*, spec §2.5-2.6): the
-    state half of the first layer, and its input gradient, shrink from ``(1 + N)·B`` rows of
-    ``obs_dim + act_dim`` features to ``B`` rows of ``obs_dim`` once plus ``(1 + N)·B`` rows of
-    ``act_dim`` (the ``[B, obs_dim]`` products are what Safety-Gymnasium's 60- and 72-wide
-    navigation observations, or its 376-wide Humanoid, make expensive).
+    first layer's products shrink from ``(1 + N)·B`` rows of ``obs_dim + act_dim`` features to
+    ``B`` rows of ``obs_dim`` once plus ``(1 + N)·B`` rows of ``act_dim``, and its input gradient
+    to the ``act_dim`` columns (the states are constants). The ``[B, obs_dim]`` products are what
+    wide observations make expensive: Safety-Gymnasium's navigation tasks have 60 (Point) and 72
+    (Car) features (measured up to 100: ``bench/split_first_layer.py``).
 
     States at most :data:`SPLIT_MIN_OBS` wide are evaluated on the concatenated input (the split
-    does not pay there). Values equal :meth:`CriticBank.forward` with ``frozen=True`` to float
-    rounding (tested), and gradients flow to the action only. The weights are read when this
-    object is made: make it after the critics' optimiser step and use it before the next.
+    does not pay there). Either way the values equal :meth:`CriticBank.forward` with
+    ``frozen=True`` to float rounding (tested), the states are constants (detached) and gradients
+    flow to the action only. The state half is computed when this object is made, the rest of
+    the weights are read at each call: make it after the critics' optimiser step and use it
+    before the next.
     """
 
+    bank: CriticBank
+    obs: Tensor  #: [S, obs_dim], detached
+    states: int  #: S
+    offsets: tuple[Tensor, ...] | None  #: per member group ``[size, S, H1]``; None: not split
+
     def __init__(self, bank: CriticBank, obs: Tensor) -> None:
-        if obs.dim() != 2:
-            raise ValueError(f"obs must be [S, obs_dim], got shape {tuple(obs.shape)}")
-        self.bank, self.obs, self.states = bank, obs, obs.shape[0]
+        if obs.dim() != 2 or obs.shape[-1] != bank.obs_dim:
+            raise ValueError(f"obs must be [S, {bank.obs_dim}], got shape {tuple(obs.shape)}")
+        self.bank, self.obs, self.states = bank, obs.detach(), obs.shape[0]
         split = (obs.shape[-1] > SPLIT_MIN_OBS if _split_first_layer is None
                  else _split_first_layer)
-        self.offsets = bank.net.first_layer_offsets(obs) if split else None
+        self.offsets = bank.net.first_layer_offsets(self.obs) if split else None
 
     def __call__(self, act: Tensor) -> CriticValues:
         """Every member at ``act`` [..., S, act_dim] (row ``s`` of the last batch dim taken at
@@ -156,7 +165,9 @@ class CriticsAtStates:
         return qc.reshape(qc.shape[0], *act.shape[:-1])
 
     def _rows(self, act: Tensor) -> Tensor:
-        if act.dim() < 2 or act.shape[-2] != self.states:
-            raise ValueError(f"actions {tuple(act.shape)} do not end in [{self.states}, act_dim] "
-                             "(one row per state these critics were built at)")
+        """``act`` [..., S, act_dim] as ``[k·S, act_dim]`` rows (row ``k'·S + s`` at state s)."""
+        if act.dim() < 2 or act.shape[-2:] != (self.states, self.bank.act_dim):
+            raise ValueError(f"actions {tuple(act.shape)} do not end in [{self.states}, "
+                             f"{self.bank.act_dim}] (one row per state these critics were built "
+                             "at, then the action)")
         return act.reshape(-1, act.shape[-1])

@@ -153,8 +153,9 @@ def _members(x: Tensor, weight: Tensor) -> Tensor:
 
 def _affine(x: Tensor, weight: Tensor, bias: Tensor) -> Tensor:
     """``x @ W + b`` batched over members (``x`` is ``[M, B, in]`` or a shared ``[B, in]``),
-    without autograd bookkeeping of its own. ``b`` is a bias ``[M, 1, out]`` or per-state offsets
-    ``[M, S, out]`` (:func:`_offset_affine`)."""
+    without autograd bookkeeping of its own. ``b`` is a bias ``[M, 1, out]``, or, for a first
+    layer split at fixed states, per-state offsets ``[M, S, out]`` in the bias's place
+    (:func:`_offset_affine`; :meth:`EnsembleMLP.first_layer_offsets`)."""
     if bias.shape[1] != 1:
         return _offset_affine(x, weight, bias)
     if gemm.uses_onednn(x, weight, bias, macs=_macs(x, weight)):
@@ -211,7 +212,7 @@ def _offset_affine(x: Tensor, weight: Tensor, offset: Tensor) -> Tensor:
     a ``bmm`` and an in-place broadcast add."""
     members, states, out = offset.shape
     rows, width = x.shape[-2], x.shape[-1]
-    x4 = x.view(-1, rows // states, states, width, 1)
+    x4 = x.reshape(-1, rows // states, states, width, 1)
     if torch.compiler.is_compiling() and _compiled_fusion:
         z = (x4 * weight.view(members, 1, 1, width, out)).sum(-2) + offset.unsqueeze(1)
         return z.view(members, rows, out)
@@ -480,6 +481,8 @@ class EnsembleMLP(nn.Module):
 
     def _offset_group_forward(self, x: Tensor, g: MemberGroup,
                               layers: Sequence[EnsembleLinear], offsets: Tensor) -> Tensor:
+        """:meth:`group_forward` with ``offsets``: the first layer's trailing ``width`` input rows
+        of the weight on ``x``, the offsets in place of its bias, every weight detached."""
         width, first = x.shape[-1], layers[0]
         rows, states = x.shape[-2], offsets.shape[1]
         if rows % states or first.in_features < width:
