@@ -32,10 +32,11 @@ import time
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
-from typing import Any, Callable, ContextManager
+from typing import Any, Callable, ContextManager, Sequence
 
 import numpy as np
 import torch
+from torch import Tensor
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils.flop_counter import flop_registry
 
@@ -525,6 +526,22 @@ def _run_bench(dev: torch.device, algos: list[str] | None, sizes: list[str] | No
                     "env_steps_per_s": bench_end_to_end(env, "algd-vesde", utd,
                                                         e2e_steps // utd, device, threads)})
     return report
+
+
+def gradient_difference(switch: Callable[[bool], ContextManager[Any]],
+                        values: Callable[[Tensor], Sequence[Tensor]], act: Tensor) -> float:
+    """Largest difference, relative to the largest entry, between the action gradients of
+    ``values(act)`` (critic outputs) computed inside ``switch(True)`` and ``switch(False)``: the
+    check an A/B script prints next to its timings. The outputs are summed with fixed weights
+    that differ per entry, so a gradient wrong for one member or row shows."""
+    grads = []
+    for enabled in (True, False):
+        with switch(enabled):
+            a = act.detach().requires_grad_(True)
+            flat = torch.cat([v.flatten() for v in values(a)])
+            total = (flat * torch.linspace(-1, 1, flat.numel())).sum()
+            grads.append(torch.autograd.grad(total, a)[0])
+    return ((grads[0] - grads[1]).abs().max() / grads[1].abs().max()).item()
 
 
 def switched(switch: Callable[[bool], ContextManager[Any]], enabled: bool,

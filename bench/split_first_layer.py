@@ -24,6 +24,7 @@ import torch
 from algd.bench import (
     ACT_DIM,
     add_bench_options,
+    gradient_difference,
     interleaved_median_times,
     parse_ab_options,
     prepare_update,
@@ -37,15 +38,8 @@ def difference(critic: CriticBank, states: int, samples: int) -> float:
     """Largest relative difference of the bank's action gradient between the two paths (eager),
     at ``samples`` actions per state."""
     obs = torch.randn(states, critic.obs_dim)
-    act = torch.rand(samples, states, ACT_DIM).mul_(2).sub_(1).requires_grad_(True)
-    grads = []
-    for enabled in (True, False):
-        with split_first_layer(enabled):
-            q, qc = critic.at_states(obs)(act)
-            weights = torch.linspace(-1, 1, q.numel() + qc.numel())
-            total = (torch.cat([q.flatten(), qc.flatten()]) * weights).sum()
-            grads.append(torch.autograd.grad(total, act)[0])
-    return ((grads[0] - grads[1]).abs().max() / grads[1].abs().max()).item()
+    act = torch.rand(samples, states, ACT_DIM).mul_(2).sub_(1)
+    return gradient_difference(split_first_layer, lambda a: critic.at_states(obs)(a), act)
 
 
 def main() -> None:
