@@ -96,6 +96,8 @@ class FlopCounter(TorchDispatchMode):
 
 
 def count_flops(fn: Callable[[], Any]) -> int:
+    """FLOPs of the matrix products ``fn()`` runs (torch's flop formulas, counted under a dispatch
+    mode; element-wise work is not counted): the numerator of every efficiency."""
     with FlopCounter() as counter:
         fn()
     return counter.flops
@@ -238,6 +240,8 @@ def _filled_buffer(device: torch.device, n: int = 4096, obs_dim: int = OBS_DIM) 
 
 @dataclass
 class UpdateResult:
+    """One timed update: an algorithm at one size preset and compile mode."""
+
     algo: str
     size: str
     compile: str
@@ -366,6 +370,9 @@ def bench_end_to_end(env: str, algo: str, utd: float, steps: int, device: str,
 
 @dataclass
 class BenchReport:
+    """Everything one ``algd bench`` run measured: the peak, the updates, action latency and
+    environment throughput (:meth:`table` prints it, :meth:`to_json` is ``--json``)."""
+
     device: str
     threads: int
     torch: str
@@ -381,11 +388,16 @@ class BenchReport:
     gemm: str = "torch"  #: the GEMM the ensembles' products ran on (algd.nets.gemm)
 
     def ratio_to(self, baseline: str) -> dict[tuple[str, str, str], float]:
+        """Update time over ``baseline``'s at the same size and compile mode, per
+        ``(algo, size, compile)``."""
         base = {(u.size, u.compile): u.ms_per_update for u in self.updates if u.algo == baseline}
         return {(u.algo, u.size, u.compile): u.ms_per_update / base[(u.size, u.compile)]
                 for u in self.updates if (u.size, u.compile) in base}
 
     def to_json(self) -> dict[str, Any]:
+        """The report as ``--json`` writes it: ``peak_gflops`` and, per algorithm,
+        ``updates_per_s``, ``gflop_per_update`` and ``efficiency`` (issue 7's fields), among
+        others."""
         algos: dict[str, Any] = {}
         for u in self.updates:
             algos.setdefault(u.algo, {})[f"{u.size}/{u.compile}"] = {
@@ -412,6 +424,7 @@ class BenchReport:
         return line + f"; ensemble products on {self.gemm}"
 
     def table(self) -> str:
+        """The human-readable report ``algd bench`` prints."""
         lines = [f"device {self.device}, {self.threads} threads, torch {self.torch}, "
                  f"{self.machine}", self._peak_line(), "",
                  f"{'algorithm':12s} {'size':8s} {'compile':15s} {'ms/update':>10s} "
@@ -456,6 +469,9 @@ def run_bench(algos: list[str] | None = None, sizes: list[str] | None = None,
               device: str = "cpu", threads: int | None = None, compile_modes=("none",),
               repeats: int = 5, act: bool = True, end_to_end: bool = True,
               e2e_steps: int = 500, progress: bool = True) -> BenchReport:
+    """Measure the peak and every requested update in interleaved rounds, then action latency
+    and end-to-end throughput; ``None`` for ``algos``/``sizes`` means all registered algorithms
+    and every size preset. What ``algd bench`` runs (:func:`main` parses its options)."""
     if threads is not None:
         torch.set_num_threads(threads)
     dev = resolve_device(device)
@@ -606,6 +622,8 @@ def parse_ab_options(parser: argparse.ArgumentParser,
 
 
 def main(argv: list[str] | None = None) -> int:
+    """``algd bench`` (also ``python -m algd.bench``): parse the options, run, print the table
+    and write ``--json``. Returns the exit status."""
     from algd.cli import ArgParser  # errors as one line, as every algd command gives them
 
     p = ArgParser(

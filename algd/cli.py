@@ -450,6 +450,8 @@ def _raised_outside_algd(exc: BaseException) -> str | None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """The ``algd`` command: dispatch to ``algd COMMAND``; a bad input ends in one
+    ``algd: error: ...`` line and status 2 (``ALGD_DEBUG=1`` shows the traceback)."""
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv or argv[0] in ("-h", "--help"):
         print("usage: algd COMMAND [options]\n\ncommands:")

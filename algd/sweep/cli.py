@@ -53,6 +53,7 @@ _WHAT = {"new": "to start", "done": "done", "resume": "to resume from its checkp
 
 
 def sweep_parser() -> argparse.ArgumentParser:
+    """The parser of ``algd sweep``: the sweep flags (a YAML file takes the same keys)."""
     from algd import cli
     from algd.algos.registry import list_algos
 
