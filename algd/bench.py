@@ -386,6 +386,7 @@ class BenchReport:
     #: the large square GEMM's GFLOP/s per library (torch's; oneDNN's on a CPU)
     peak_by_gemm: dict[str, float] = field(default_factory=dict)
     gemm: str = "torch"  #: the GEMM the ensembles' products ran on (algd.nets.gemm)
+    obs_dim: int = OBS_DIM  #: observation width of the timed updates' batches (action: ACT_DIM)
 
     def ratio_to(self, baseline: str) -> dict[tuple[str, str, str], float]:
         """Update time over ``baseline``'s at the same size and compile mode, per
@@ -412,7 +413,8 @@ class BenchReport:
                    for u in self.updates if u.size == "paper" and u.compile == "none"}
         return {"device": self.device, "threads": self.threads, "torch": self.torch,
                 "machine": self.machine, "peak_gflops": self.peak_gflops,
-                "peak_gflops_by_gemm": self.peak_by_gemm, "gemm": self.gemm, "algorithms": summary,
+                "peak_gflops_by_gemm": self.peak_by_gemm, "gemm": self.gemm,
+                "obs_dim": self.obs_dim, "act_dim": ACT_DIM, "algorithms": summary,
                 "updates": algos, "act": self.act, "env": self.env,
                 "end_to_end": self.end_to_end, "failures": self.failures}
 
@@ -426,7 +428,9 @@ class BenchReport:
     def table(self) -> str:
         """The human-readable report ``algd bench`` prints."""
         lines = [f"device {self.device}, {self.threads} threads, torch {self.torch}, "
-                 f"{self.machine}", self._peak_line(), "",
+                 f"{self.machine}", self._peak_line(),
+                 f"updates on batches of {self.obs_dim}-wide observations and "
+                 f"{ACT_DIM}-wide actions", "",
                  f"{'algorithm':12s} {'size':8s} {'compile':15s} {'ms/update':>10s} "
                  f"{'updates/s':>10s} {'GFLOP/upd':>10s} {'GFLOP/s':>9s} {'eff.':>6s} "
                  f"{'mm-only':>7s} {'÷SAC-Lag':>8s}"]
@@ -468,10 +472,13 @@ class BenchReport:
 def run_bench(algos: list[str] | None = None, sizes: list[str] | None = None,
               device: str = "cpu", threads: int | None = None, compile_modes=("none",),
               repeats: int = 5, act: bool = True, end_to_end: bool = True,
-              e2e_steps: int = 500, progress: bool = True) -> BenchReport:
+              e2e_steps: int = 500, progress: bool = True,
+              obs_dim: int = OBS_DIM) -> BenchReport:
     """Measure the peak and every requested update in interleaved rounds, then action latency
     and end-to-end throughput; ``None`` for ``algos``/``sizes`` means all registered algorithms
-    and every size preset. What ``algd bench`` runs (:func:`main` parses its options)."""
+    and every size preset; ``obs_dim`` is the updates' observation width (default HalfCheetah's
+    17; Safety-Gymnasium's Point tasks have 60). What ``algd bench`` runs (:func:`main` parses
+    its options)."""
     if threads is not None:
         torch.set_num_threads(threads)
     dev = resolve_device(device)
@@ -479,12 +486,12 @@ def run_bench(algos: list[str] | None = None, sizes: list[str] | None = None,
         tune_glibc_malloc()  # as the trainer does
     with flush_denormals(dev.type == "cpu"):  # as the trainer's loop does
         return _run_bench(dev, algos, sizes, threads, compile_modes, repeats, act, end_to_end,
-                          e2e_steps, progress)
+                          e2e_steps, progress, obs_dim)
 
 
 def _run_bench(dev: torch.device, algos: list[str] | None, sizes: list[str] | None,
                threads: int | None, compile_modes, repeats: int, act: bool, end_to_end: bool,
-               e2e_steps: int, progress: bool) -> BenchReport:
+               e2e_steps: int, progress: bool, obs_dim: int) -> BenchReport:
     device = str(dev)
     algos = algos or [a.name for a in list_algos()]
     sizes = sizes or list(SIZES)
@@ -496,7 +503,7 @@ def _run_bench(dev: torch.device, algos: list[str] | None, sizes: list[str] | No
                 label: str | None = None) -> None:
         say(f"update: {label or algo} at {size} sizes ({mode}): build and warm up ...", flush=True)
         try:
-            cases.append(prepare_update(algo, size, dev, mode, overrides, label))
+            cases.append(prepare_update(algo, size, dev, mode, overrides, label, obs_dim))
         except Exception as exc:  # noqa: BLE001 - a compiler failure is a finding
             if mode == "none":
                 raise
@@ -523,7 +530,7 @@ def _run_bench(dev: torch.device, algos: list[str] | None, sizes: list[str] | No
     times = interleaved_median_times(fns, dev, repeats=repeats)
     report = BenchReport(str(dev), torch.get_num_threads(), str(torch.__version__),
                          f"{platform.machine()} {platform.processor() or ''}".strip(),
-                         0.0, failures=failures, gemm=gemm_in_use,
+                         0.0, failures=failures, gemm=gemm_in_use, obs_dim=obs_dim,
                          peak_by_gemm={name: flops / times[f"peak-{name}"] / 1e9
                                        for name, (_, flops) in peaks.items()})
     report.peak_gflops = max(report.peak_by_gemm.values())
@@ -640,8 +647,14 @@ def main(argv: list[str] | None = None) -> int:
                    help="also time the update replayed as CUDA graphs (CUDA devices only)")
     p.add_argument("--no-end-to-end", action="store_true",
                    help="skip the end-to-end training throughput (the slowest part)")
+    p.add_argument("--obs-dim", type=int, default=OBS_DIM,
+                   help=f"observation width of the timed updates (default {OBS_DIM}, "
+                        "HalfCheetah's; 60: Safety-Gymnasium's Point tasks; actions are "
+                        f"{ACT_DIM}-wide)")
     p.add_argument("--json", metavar="FILE", help="write the numbers as JSON")
     args = p.parse_args(argv)
+    if args.obs_dim < 1:
+        p.error(f"--obs-dim must be >= 1, got {args.obs_dim}")
     algos, sizes = check_bench_options(p, args.algos, args.sizes, args.repeats, args.threads)
     try:  # checked before anything is built: a typo fails at once, not after the warm-up
         device = str(resolve_device(args.device))
@@ -664,7 +677,7 @@ def main(argv: list[str] | None = None) -> int:
         algos=algos, sizes=sizes, device=device,
         threads=args.threads, compile_modes=("none", *(modes if args.compile else ()),
                        *((GRAPH_MODE,) if args.cuda_graph else ())),
-        repeats=args.repeats, end_to_end=not args.no_end_to_end,
+        repeats=args.repeats, end_to_end=not args.no_end_to_end, obs_dim=args.obs_dim,
     )
     print()
     print(report.table())

@@ -236,9 +236,10 @@ def test_bench_reports_consistent_numbers(tmp_path):
 
     out = tmp_path / "bench.json"
     assert main(["bench", "--algos", "algd-vesde", "--sizes", "builtin", "--repeats", "1",
-                 "--no-end-to-end", "--json", str(out)]) == 0
+                 "--no-end-to-end", "--obs-dim", "40", "--json", str(out)]) == 0
     data = json.loads(out.read_text())
     assert data["peak_gflops"] > 0
+    assert (data["obs_dim"], data["act_dim"]) == (40, 6)
     u = data["updates"]["algd-vesde"]["builtin/none"]
     assert u["gflop_per_update"] > 0 and u["updates_per_s"] > 0
     assert u["efficiency"] == pytest.approx(
@@ -246,6 +247,26 @@ def test_bench_reports_consistent_numbers(tmp_path):
     assert {a["K"] for a in data["act"]} == {1, 5, 10}
     assert data["failures"] == []
     assert u["matmul_ceiling"] > 0
+
+
+def test_bench_updates_take_the_observation_width():
+    """``--obs-dim``: the timed agent and its batches have that width, and the counted FLOPs
+    grow with it by exactly the first layers' extra products (SAC-Lag: no split layer)."""
+    from algd.bench import prepare_update
+
+    cases = {d: prepare_update("sac-lag", "builtin", torch.device("cpu"), obs_dim=d)
+             for d in (17, 27)}
+    for d, case in cases.items():
+        assert case.agent.critic.obs_dim == d
+    cfg = cases[17].agent.cfg
+    batch, members, cost = 128, 2 + cfg.cost_ensemble_size, cfg.cost_ensemble_size
+    h_critic, h_actor = cfg.critic_hidden[0], cfg.actor_hidden[0]
+    # multiply-adds per extra input feature (10 of them) and batch row, in the one counted
+    # update: critics: target forward, online forward and weight gradient (TD step), the actor loss's
+    # frozen pass forward and input gradient; actor: next action, forward and weight gradient;
+    # the multiplier's cost-only pass
+    macs = 5 * members * h_critic + 3 * h_actor + cost * h_critic
+    assert cases[27].flops - cases[17].flops == 2 * 10 * batch * macs
 
 
 def test_matmul_replay_runs_exactly_the_updates_products_and_changes_nothing():
@@ -288,6 +309,7 @@ def test_bench_times_the_ratio_baseline_in_every_mode(tmp_path, capsys):
     (["--repeats", "0"], "--repeats must be >= 1"),
     (["--threads", "0"], "--threads must be >= 1"),
     (["--json", "/nonexistent/dir/bench.json"], "directory /nonexistent/dir does not exist"),
+    (["--obs-dim", "0"], "--obs-dim must be >= 1"),
 ])
 def test_bench_rejects_bad_options_in_one_line(capsys, argv, message):
     """...before building anything (a typo in --algos used to fail after the warm-up)."""
