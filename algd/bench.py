@@ -577,6 +577,27 @@ def switched(switch: Callable[[bool], ContextManager[Any]], enabled: bool,
     return run
 
 
+def add_ab_variants(fns: dict[str, Callable[[], Any]], key: str,
+                    switch: Callable[[bool], ContextManager[Any]], names: tuple[str, str], *,
+                    run: Callable[[], Any] | None = None,
+                    build: Callable[[], UpdateCase] | None = None) -> None:
+    """Add the two variants of one update to ``fns`` (for :func:`interleaved_median_times`) as
+    ``f"{key}/{names[0]}"`` (switch off) and ``f"{key}/{names[1]}"`` (on); every call of a timed
+    function runs inside the switch, and each is called once here.
+
+    Give ``run`` (one eager agent's update, timed both ways) or ``build`` (called inside
+    ``switch(enabled)`` for each variant: an agent compiled with the switch in that position)."""
+    if (run is None) == (build is None):
+        raise ValueError("give exactly one of run and build")
+    for enabled, name in zip((False, True), names):
+        with switch(enabled):
+            update = build().run if build is not None else run
+        assert update is not None
+        timed = switched(switch, enabled, update)
+        timed()
+        fns[f"{key}/{name}"] = timed
+
+
 def add_bench_options(parser: argparse.ArgumentParser, *, algos: str | None, sizes: str,
                       threads: int | None, repeats: int) -> None:
     """Add the options every benchmark takes (``--algos``, ``--sizes``, ``--threads``,

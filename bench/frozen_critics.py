@@ -17,6 +17,7 @@ values and action gradients at the score target's size (N·B rows) are compared 
 from __future__ import annotations
 
 import argparse
+from functools import partial
 from typing import Any, Callable
 
 import torch
@@ -24,15 +25,17 @@ import torch
 from algd.bench import (
     ACT_DIM,
     OBS_DIM,
+    add_ab_variants,
     add_bench_options,
     gradient_difference,
     interleaved_median_times,
     parse_ab_options,
     prepare_update,
-    switched,
 )
 from algd.nets.ensemble import frozen_fast_path
 from algd.train.cpu_runtime import flush_denormals
+
+NAMES = ("autograd", "frozen")  #: the variants: frozen_fast_path off, on
 
 
 def frozen_gradient_difference(critic: Any, rows: int) -> float:
@@ -56,21 +59,15 @@ def main() -> None:
                 print(f"{algo} at {size} sizes: build and warm up ...", flush=True)
                 case = prepare_update(algo, size, device)
                 checks[f"{algo}@{size}"] = frozen_gradient_difference(case.agent.critic, 1024)
-                for enabled, name in ((False, "autograd"), (True, "frozen")):
-                    run = switched(frozen_fast_path, enabled, case.run)
-                    run()
-                    fns[f"{algo}@{size}/{name}"] = run
+                add_ab_variants(fns, f"{algo}@{size}", frozen_fast_path, NAMES, run=case.run)
                 if not args.compile:
                     continue
                 print(f"{algo} at {size} sizes, compiled: build, warm up and compile twice ...",
                       flush=True)
                 checks[f"{algo}@{size} compiled"] = checks[f"{algo}@{size}"]
-                for enabled, name in ((False, "autograd"), (True, "frozen")):
-                    with frozen_fast_path(enabled):  # traced with the path on or off
-                        compiled = prepare_update(algo, size, device, compile_mode="default")
-                    run = switched(frozen_fast_path, enabled, compiled.run)
-                    run()
-                    fns[f"{algo}@{size} compiled/{name}"] = run
+                add_ab_variants(  # one agent per path, traced with the path on or off
+                    fns, f"{algo}@{size} compiled", frozen_fast_path, NAMES,
+                    build=partial(prepare_update, algo, size, device, compile_mode="default"))
         times = interleaved_median_times(fns, device, repeats=args.repeats)
     print(f"\n{args.threads} thread(s), torch {torch.__version__}")
     print(f"{'':31s} {'autograd ms':>12s} {'frozen ms':>10s} {'speed-up':>9s} {'max rel Δ∇a':>12s}")

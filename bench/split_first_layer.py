@@ -17,21 +17,24 @@ compiled critics' agreement with eager ones is tested in ``tests/test_nets.py``)
 from __future__ import annotations
 
 import argparse
+from functools import partial
 from typing import Any, Callable
 
 import torch
 
 from algd.bench import (
     ACT_DIM,
+    add_ab_variants,
     add_bench_options,
     gradient_difference,
     interleaved_median_times,
     parse_ab_options,
     prepare_update,
-    switched,
 )
 from algd.nets.critics import CriticBank, split_first_layer
 from algd.train.cpu_runtime import flush_denormals
+
+NAMES = ("concat", "split")  #: the variants: split_first_layer off, on
 
 
 def difference(critic: CriticBank, states: int, samples: int) -> float:
@@ -65,21 +68,15 @@ def main() -> None:
                     print(f"{key}: build and warm up ...", flush=True)
                     case = prepare_update(algo, size, device, obs_dim=obs_dim)
                     checks[key] = difference(case.agent.critic, 256, 4)
-                    for enabled, name in ((False, "concat"), (True, "split")):
-                        run = switched(split_first_layer, enabled, case.run)
-                        run()
-                        fns[f"{key}/{name}"] = run
+                    add_ab_variants(fns, key, split_first_layer, NAMES, run=case.run)
                     if not args.compile:
                         continue
                     print(f"{key}, compiled: build, warm up and compile twice ...", flush=True)
                     checks[f"{key} compiled"] = float("nan")  # compiled agents: not checked here
-                    for enabled, name in ((False, "concat"), (True, "split")):
-                        with split_first_layer(enabled):  # traced with the path on or off
-                            compiled = prepare_update(algo, size, device, compile_mode="default",
-                                                      obs_dim=obs_dim)
-                        run = switched(split_first_layer, enabled, compiled.run)
-                        run()
-                        fns[f"{key} compiled/{name}"] = run
+                    add_ab_variants(  # one agent per path, traced with the path on or off
+                        fns, f"{key} compiled", split_first_layer, NAMES,
+                        build=partial(prepare_update, algo, size, device,
+                                      compile_mode="default", obs_dim=obs_dim))
         times = interleaved_median_times(fns, device, repeats=args.repeats)
     print(f"\n{args.threads} thread(s), torch {torch.__version__}")
     print(f"{'':38s} {'concat ms':>10s} {'split ms':>9s} {'speed-up':>9s} {'max rel Δ∇a':>12s}")
